@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# TIMIT LSTM-HMM recipe (seed 000's baseline): data prep, lang + phone bigram,
+# MFCC + CMVN, monophone GMM-HMM and alignments, LSTM-HMM training, decoding,
+# PER scoring. Runs on the TIMIT sample by default; give --timit for the LDC corpus.
+#
+# A rerun skips finished work and resumes unfinished work. Naming a stage
+# (--stage N) redoes stages N..stop-stage from scratch.
+set -euo pipefail
+
+stage=
+stop_stage=7
+timit=                       # corpus root (LDC TIMIT/ or the NLTK sample); default: the sample
+nj=4                         # parallel jobs
+nnet_config=conf/lstm.yaml   # LSTM config (YAML)
+nnet_opts=                   # extra config overrides, e.g. "train.max_epochs=2 train.seed=1"
+nnet_tag=lstm                # exp/<tag>
+device=auto                  # training device: auto, cpu, cuda
+lmwts=1:12                   # LM weights tried on dev
+help_message="Usage: $0 [options]
+e.g.: $0                                  # the whole recipe on the TIMIT sample
+      $0 --timit /corpora/LDC93S1/TIMIT   # on the full corpus
+      $0 --stage 5                        # retrain and rescore the LSTM from existing alignments
+Stages: 0 data prep, 1 lang + LM, 2 MFCC + CMVN, 3 monophone GMM + alignments,
+        4 (i-vectors: reserved), 5 LSTM training, 6 decoding, 7 scoring + results."
+
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] && . ./cmd.sh
+train_cmd=${train_cmd:-utils/run_local.sh}
+decode_cmd=${decode_cmd:-utils/run_local.sh}
+cuda_cmd=${cuda_cmd:-utils/run_local.sh}
+. utils/lib.sh
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
+
+force=false
+if [ -n "$stage" ]; then force=true; else stage=0; fi
+mkdir -p exp/log
+start_all=$(date +%s)
+
+# run_stage N "description" command...: run one stage if selected, timing it.
+run_stage() {
+  local n=$1 desc=$2 t0
+  shift 2
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    log "Stage $n: $desc"
+    t0=$(date +%s)
+    "$@"
+    echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
+  fi
+}
+
+stage0() {
+  if [ -z "$timit" ]; then
+    if [ -d ../shared/data/timit_sample ]; then
+      timit=../shared/data/timit_sample
+    else
+      local/download_timit_sample.sh db
+      timit=db/timit
+    fi
+  fi
+  log "corpus: $timit"
+  python3 local/timit_data_prep.py "$timit" data
+  for s in train dev test; do utils/validate_data_dir.sh --no-feats data/$s; done
+}
+
+stage1() { local/timit_prepare_lang.sh data/train data; }
+
+stage2() {
+  for s in train dev test; do
+    steps/make_mfcc.sh --nj "$nj" --cmd "$train_cmd" --force "$force" data/$s exp/make_mfcc/$s mfcc
+    steps/compute_cmvn_stats.sh --force "$force" data/$s exp/make_mfcc/$s mfcc
+    utils/validate_data_dir.sh data/$s
+  done
+}
+
+stage3() {
+  steps/train_mono.sh --cmd "$train_cmd" --force "$force" data/train data/lang exp/mono
+  steps/align_si.sh --nj "$nj" --cmd "$train_cmd" --force "$force" data/train data/lang exp/mono exp/mono_ali
+  steps/align_si.sh --nj "$nj" --cmd "$train_cmd" --force "$force" data/dev data/lang exp/mono exp/mono_ali_dev
+  steps/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
+  for s in dev test; do
+    steps/decode.sh --nj "$nj" --cmd "$decode_cmd" --lmwts "$lmwts" --force "$force" \
+      exp/mono/graph data/$s exp/mono/decode_$s
+  done
+}
+
+stage5() {
+  local opts=()
+  for o in $nnet_opts; do opts+=(--set "$o"); done
+  steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --device "$device" --force "$force" \
+    "${opts[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"
+}
+
+stage6() {
+  for s in dev test; do
+    steps/decode.sh --nj "$nj" --cmd "$decode_cmd" --lmwts "$lmwts" --force "$force" \
+      exp/mono/graph data/$s "exp/$nnet_tag/decode_$s"
+  done
+}
+
+stage7() {
+  local sys
+  for sys in mono "$nnet_tag"; do
+    [ -f "exp/$sys/decode_dev/.decode.done" ] || continue
+    local/score.sh data/dev "exp/$sys/decode_dev"
+    local/score.sh --lmwt-from "exp/$sys/decode_dev" data/test "exp/$sys/decode_test"
+  done
+  python3 local/make_results.py exp/results.md mono "$nnet_tag"
+  cat exp/results.md
+}
+
+run_stage 0 "data preparation" stage0
+run_stage 1 "dict, lang, phone bigram LM" stage1
+run_stage 2 "MFCC and CMVN" stage2
+run_stage 3 "monophone GMM-HMM, alignments, GMM decoding" stage3
+run_stage 5 "LSTM-HMM training" stage5
+run_stage 6 "LSTM-HMM decoding" stage6
+run_stage 7 "scoring" stage7
+log "done in $(( $(date +%s) - start_all )) s (stage times: exp/log/stage_times.log)"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Decode a data dir with a GMM-HMM (exp/mono) or a neural model (exp/lstm*):
+# per-pdf log-likelihoods (loglikes.JOB.ark), then best paths through HCLG
+# for every LM weight (scoring/LMWT.JOB.tra). The model is the parent of
+# <decode-dir>, as in Kaldi. Score with local/score.sh.
+set -euo pipefail
+
+nj=4
+cmd=utils/run_local.sh
+lmwts=1:12
+beam=13.0
+max_active=7000
+lattice_beam=6.0
+device=cpu
+force=false
+help_message="Usage: $0 [options] <graph-dir> <data-dir> <decode-dir>
+e.g.: $0 --nj 4 exp/mono/graph data/dev exp/mono/decode_dev"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/lib.sh
+. utils/parse_options.sh
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+graph=$1 data=$2 dir=$3
+srcdir=$(dirname "$dir")
+
+require_files "$graph/HCLG.fst" "$graph/words.txt" "$data/feats.scp" "$data/cmvn.scp" "$srcdir/final.mdl"
+if [ -f "$srcdir/final.pt" ]; then
+  model=$srcdir/final.pt
+else
+  model=$srcdir/final.mdl
+fi
+if [ "$force" = false ] && done_marker_ok "$dir" decode && [ "$dir/.decode.done" -nt "$model" ]; then
+  log "$dir: already decoded; skipping"
+  exit 0
+fi
+nspk=$(wc -l < "$data/spk2utt")
+[ "$nj" -gt "$nspk" ] && nj=$nspk
+rm -rf "$dir/scoring" "$dir/.decode.done"
+mkdir -p "$dir/log" "$dir/scoring"
+utils/split_data.sh "$data" "$nj"
+start=$(date +%s)
+if [ -f "$srcdir/final.pt" ]; then
+  $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
+    python3 -m mtlasr.bin.nnet_forward --device "$device" "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
+    || die "network forward pass failed; see $dir/log/forward.*.log"
+else
+  $cmd JOB=1:"$nj" "$dir/log/compute_likes.JOB.log" \
+    python3 -m mtlasr.bin.gmm_compute_likes "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
+    || die "GMM likelihoods failed; see $dir/log/compute_likes.*.log"
+fi
+$cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
+  python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --beam "$beam" --max-active "$max_active" \
+    --lattice-beam "$lattice_beam" "$srcdir/final.mdl" "$graph" "$dir/loglikes.JOB.ark" "$dir" JOB \
+  || die "decoding failed; see $dir/log/decode.*.log"
+echo "$nj" > "$dir/num_jobs"
+mark_done "$dir" decode
+log "$dir: decoded in $(( $(date +%s) - start )) s; $(grep -h 'real-time factor' "$dir"/log/decode.1.log | sed 's/.*INFO //')"

@@ -1,0 +1,77 @@
+"""Compute Kaldi MFCCs for the utterances of a wav.scp.
+
+Usage:
+  python3 -m mtlasr.bin.compute_mfcc [--config conf/mfcc.conf] <wav.scp> <out.ark> <out.scp>
+
+  e.g.: python3 -m mtlasr.bin.compute_mfcc --config conf/mfcc.conf \\
+          data/train/split2/1/wav.scp mfcc/raw_mfcc_train.1.ark mfcc/raw_mfcc_train.1.scp
+
+The ark is written first and the scp (which points into it) is moved into
+place last, so an scp on disk always refers to a complete ark. Also writes
+``<out.scp minus .scp>.utt2num_frames``. A missing or unreadable audio file
+stops the job with an error naming the utterance and the file.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from mtlasr.datadir import atomic_open, read_table
+from mtlasr.features import AudioError, compute_mfcc, mfcc_options, read_audio
+
+logger = logging.getLogger("compute_mfcc")
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="Kaldi-style mfcc.conf")
+    p.add_argument("wav_scp")
+    p.add_argument("out_ark")
+    p.add_argument("out_scp")
+    return p
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = get_parser().parse_args(argv)
+    import kaldiio
+    import numpy as np
+
+    opts = mfcc_options(args.config)
+    wavs = read_table(args.wav_scp)
+    start, frames = time.time(), 0
+    num_frames = {}
+    tmp_scp = args.out_scp + ".tmp"
+    try:
+        with kaldiio.WriteHelper(f"ark,scp:{args.out_ark},{tmp_scp}") as writer:
+            for i, (utt, spec) in enumerate(wavs.items()):
+                samples, sr = read_audio(spec, utt)
+                m = compute_mfcc(samples, sr, opts)
+                if m.shape[0] == 0:
+                    logger.warning("utterance %s: %s is shorter than one frame; skipped", utt, spec)
+                    continue
+                writer(utt, m.astype(np.float32))
+                num_frames[utt] = m.shape[0]
+                frames += m.shape[0]
+                if (i + 1) % 500 == 0:
+                    logger.info("%d/%d utterances", i + 1, len(wavs))
+    except (AudioError, ValueError) as e:
+        logger.error("%s", e)
+        if os.path.exists(tmp_scp):
+            os.remove(tmp_scp)
+        return 1
+    os.replace(tmp_scp, args.out_scp)
+    base = args.out_scp[:-4] if args.out_scp.endswith(".scp") else args.out_scp
+    with atomic_open(base + ".utt2num_frames") as f:
+        for utt, n in num_frames.items():
+            f.write(f"{utt} {n}\n")
+    el = time.time() - start
+    logger.info("%d utterances, %d frames in %.2f s (%.0f frames/s)", len(num_frames), frames, el,
+                frames / max(el, 1e-9))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Build the decoding graph HCLG.fst for a model and a lang dir with G.fst.
+
+Usage:
+  python3 -m mtlasr.bin.mkgraph [--self-loop-scale 0.1] <lang-dir> <model> <graph-dir>
+
+  e.g.: python3 -m mtlasr.bin.mkgraph data/lang_test_bg exp/mono/final.mdl exp/mono/graph
+
+Writes <graph-dir>/HCLG.fst (OpenFst binary), words.txt and phones.txt.
+"""
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from mtlasr import gmm
+from mtlasr.graph import make_hclg
+from mtlasr.lang import Lang
+
+logger = logging.getLogger("mkgraph")
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--self-loop-scale", type=float, default=0.1, help="(default %(default)s)")
+    p.add_argument("--transition-scale", type=float, default=1.0, help="(default %(default)s)")
+    p.add_argument("lang_dir")
+    p.add_argument("model")
+    p.add_argument("graph_dir")
+    return p
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = get_parser().parse_args(argv)
+    lang = Lang(args.lang_dir)
+    tm, tree, _ = gmm.load_model(args.model)
+    hclg = make_hclg(lang, tm, tree, args.self_loop_scale, args.transition_scale)
+    out = Path(args.graph_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("words.txt", "phones.txt"):
+        shutil.copy(lang.dir / f, out / f)
+    hclg.write(str(out / "HCLG.fst.tmp"))
+    (out / "HCLG.fst.tmp").replace(out / "HCLG.fst")
+    logger.info("wrote %s/HCLG.fst", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

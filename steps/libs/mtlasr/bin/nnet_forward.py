@@ -1,0 +1,76 @@
+"""Network log-likelihoods for decoding: log-posteriors minus log-priors.
+
+Usage:
+  python3 -m mtlasr.bin.nnet_forward [--device cpu] <nnet-dir> <data-dir> <out.ark>
+
+  e.g.: python3 -m mtlasr.bin.nnet_forward exp/lstm data/test/split2/1 exp/lstm/decode_test/loglikes.1.ark
+
+Reads <nnet-dir>/final.pt, config.yaml (feature options, chunk geometry) and
+ali_train_pdf.counts (priors). Each utterance is cut into the same chunks
+as in training (left context, label delay); only the main head is used.
+Writes ``(T, num_pdfs) float32`` matrices, log P(s|x) - log P(s)
+(Bourlard and Morgan, 1994).
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("nnet_forward")
+
+
+def read_counts(path):
+    """Kaldi vector text ``[ c1 c2 ... ]`` -> numpy float64."""
+    import numpy as np
+
+    txt = Path(path).read_text().replace("[", " ").replace("]", " ")
+    return np.array([float(x) for x in txt.split()], dtype=np.float64)
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-threads", type=int, default=1)
+    p.add_argument("--prior-floor", type=float, default=1e-8, help="(default %(default)s)")
+    p.add_argument("nnet_dir")
+    p.add_argument("data_dir")
+    p.add_argument("out_ark")
+    return p
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = get_parser().parse_args(argv)
+    import kaldiio
+    import torch
+
+    from mtlasr.features import load_features
+    from mtlasr.nnet.data import ChunkSpec, log_priors, unchunk, utterance_chunks
+    from mtlasr.nnet.train import load_for_inference
+
+    torch.set_num_threads(args.num_threads)
+    device = torch.device(args.device)
+    nnet = Path(args.nnet_dir)
+    model, cfg = load_for_inference(nnet / "final.pt", device)
+    spec = ChunkSpec(**cfg["chunk"])
+    prior = torch.from_numpy(log_priors(read_counts(nnet / "ali_train_pdf.counts"), args.prior_floor))
+    fc = cfg["features"]
+    feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    tmp = args.out_ark + ".tmp"
+    t0, frames = time.time(), 0
+    with torch.no_grad(), kaldiio.WriteHelper(f"ark:{tmp}") as w:
+        for utt, x in feats.items():
+            out = model(utterance_chunks(x, spec).to(device), heads=["main"])["main"]
+            logp = torch.log_softmax(unchunk(out, spec, x.shape[0]).float().cpu(), dim=-1)
+            w(utt, (logp - prior).numpy())
+            frames += x.shape[0]
+    os.replace(tmp, args.out_ark)
+    logger.info("%d utterances, %d frames in %.1f s", len(feats), frames, time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

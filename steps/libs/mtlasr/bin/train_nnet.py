@@ -1,0 +1,142 @@
+"""Train an LSTM-HMM acoustic model on GMM alignments (cross-entropy on pdfs).
+
+Usage:
+  python3 -m mtlasr.bin.train_nnet [options] <train-data> <train-ali-dir> <exp-dir>
+
+  e.g.: python3 -m mtlasr.bin.train_nnet --config conf/lstm.yaml \\
+          --valid-data data/dev --valid-ali exp/mono_ali_dev \\
+          data/train exp/mono_ali exp/lstm
+        # override any config entry:
+        python3 -m mtlasr.bin.train_nnet --config conf/lstm.yaml --set train.max_epochs=2 ...
+
+Reads the transition model from <train-ali-dir>/final.mdl and copies it
+into <exp-dir> (the decoder needs it); writes the pdf counts used as priors
+(``ali_train_pdf.counts``, Kaldi vector text), the resolved ``config.yaml``,
+per-epoch checkpoints, ``history.json``, ``train_curve.png`` and ``final.pt``.
+A rerun resumes after the last finished epoch unless --force. Under torchrun
+each process trains a shard of every epoch (DistributedDataParallel).
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("train_nnet")
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="YAML config (default: built-in seed-000 settings)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. train.max_epochs=2 (repeatable)")
+    p.add_argument("--valid-data", default=None, help="held-out data dir for the validation loss")
+    p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
+    p.add_argument("train_data")
+    p.add_argument("ali_dir")
+    p.add_argument("exp_dir")
+    return p
+
+
+def load_split(data_dir, ali_dir, tm, cfg, spec, what):
+    """ChunkDataset of a data dir with its alignment; logs skipped utterances."""
+    from mtlasr import gmm
+    from mtlasr.features import load_features
+    from mtlasr.nnet.data import ChunkDataset
+
+    fc = cfg["features"]
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    ali = gmm.read_ali_dir(ali_dir)
+    labels = {u: gmm.ali_to_pdf(tm, a) for u, a in ali.items()}
+    ds = ChunkDataset(feats, labels, spec)
+    for utt, why in list(ds.skipped.items())[:10]:
+        logger.warning("%s: utterance %s skipped: %s", what, utt, why)
+    if ds.skipped:
+        logger.warning("%s: %d of %d utterances skipped", what, len(ds.skipped), len(feats))
+    if not ds.utts:
+        raise ValueError(f"{what}: no utterance of {data_dir} has an alignment in {ali_dir}")
+    logger.info("%s: %d utterances, %d frames, %d chunks", what, len(ds.utts), ds.num_frames, len(ds))
+    return ds, labels
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from mtlasr import gmm
+    from mtlasr.nnet.config import load_config, save_config
+    from mtlasr.nnet.data import ChunkSpec, pdf_counts
+    from mtlasr.nnet.train import Trainer
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s")
+    if args.device == "auto":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    if world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    exp = Path(args.exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    try:
+        cfg = load_config(args.config, args.set)
+    except (KeyError, ValueError, TypeError) as e:
+        logger.error("bad config: %s", e)
+        return 1
+    torch.set_num_threads(cfg["train"]["num_threads"])
+    spec = ChunkSpec(**cfg["chunk"])
+    if args.force and rank == 0:
+        for f in list(exp.glob("epoch-*.pt")) + [exp / "checkpoint.pt", exp / "best.pt", exp / "final.pt"]:
+            f.unlink(missing_ok=True)
+    t0 = time.time()
+    mdl = Path(args.ali_dir) / "final.mdl"
+    tm = gmm.load_transition_model(mdl)
+    try:
+        train, labels = load_split(args.train_data, args.ali_dir, tm, cfg, spec, "train")
+        valid = None
+        if args.valid_data:
+            valid, _ = load_split(args.valid_data, args.valid_ali, tm, cfg, spec, "valid")
+    except (OSError, KeyError, ValueError) as e:
+        logger.error("%s", e)
+        return 1
+    short = [u for u, x in zip(train.utts, train.feats) if x.shape[0] < spec.delay + 1]
+    if short:
+        logger.warning("%d utterances are shorter than the label delay (%d frames), e.g. %s",
+                       len(short), spec.delay, short[0])
+    if rank == 0:
+        shutil.copyfile(mdl, exp / "final.mdl")
+        counts = pdf_counts({u: labels[u] for u in train.utts}, tm.num_pdfs)
+        with open(exp / "ali_train_pdf.counts", "w") as f:
+            f.write("[ " + " ".join(str(int(c)) for c in counts) + " ]\n")
+        save_config(cfg, exp / "config.yaml")
+        (exp / "cmdline").write_text(" ".join(sys.argv) + "\n")
+        logger.info("config: %s", cfg)
+        logger.info("data loaded in %.1f s; %d pdfs (%d never seen in training)", time.time() - t0,
+                    tm.num_pdfs, int((counts == 0).sum()))
+    trainer = Trainer(cfg, train, valid, tm.num_pdfs, exp, device, rank, world_size)
+    nparams = sum(p.numel() for p in trainer.model.parameters())
+    logger.info("model: %d parameters on %s", nparams, device)
+    if not args.force:
+        trainer.try_resume()
+    best = trainer.run()
+    if rank == 0:
+        hist = trainer.history
+        logger.info("training done: %d epochs, mean %.1f s/epoch, mean %.0f frames/s; best epoch %d",
+                    len(hist), float(np.mean([r["seconds"] for r in hist])),
+                    float(np.mean([r["frames_per_second"] for r in hist])), best["epoch"])
+    if world_size > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

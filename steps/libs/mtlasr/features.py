@@ -1,0 +1,301 @@
+"""Acoustic features: audio input, Kaldi MFCC, CMVN statistics and deltas.
+
+MFCCs come from kaldi-native-fbank (Kaldi-exact). Audio is read with
+soundfile (RIFF WAV, NIST SPHERE as in the LDC TIMIT tree, FLAC, ...); a
+``wav.scp`` entry may also be a Kaldi-style command ending in ``|`` whose
+standard output is a WAV file.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from .datadir import PathLike
+
+
+class AudioError(RuntimeError):
+    """An utterance's audio is missing or unreadable (the message names both)."""
+
+
+def read_audio(spec: str, utt: str = "?") -> Tuple[np.ndarray, int]:
+    """Read one ``wav.scp`` entry.
+
+    Args:
+      spec: a file path, or a shell command ending in ``|`` that writes a WAV
+        file to stdout (e.g. ``sph2pipe -f wav X.WAV |``).
+      utt: the utterance id, for error messages.
+
+    Returns:
+      ``(samples, sample_rate)``: samples ``(N,) float32`` on the int16 scale
+      (what Kaldi and kaldi-native-fbank expect), first channel only;
+      sample_rate in Hz.
+
+    Raises:
+      AudioError: the file is missing, unreadable, or empty.
+    """
+    import soundfile as sf
+
+    spec = spec.strip()
+    try:
+        if spec.endswith("|"):
+            proc = subprocess.run(spec[:-1], shell=True, capture_output=True, check=True)
+            data, sr = sf.read(io.BytesIO(proc.stdout), dtype="int16", always_2d=True)
+        else:
+            if not Path(spec).is_file():
+                raise AudioError(f"utterance {utt}: audio file {spec} does not exist")
+            data, sr = sf.read(spec, dtype="int16", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as e:  # soundfile/libsndfile or the pipe failed
+        raise AudioError(f"utterance {utt}: cannot read audio {spec}: {e}") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"utterance {utt}: audio {spec} has no samples")
+    return data[:, 0].astype(np.float32), int(sr)
+
+
+_MFCC_KEYS = {
+    # Kaldi option -> (object path in knf.MfccOptions, type)
+    "sample-frequency": ("frame_opts.samp_freq", float),
+    "frame-length": ("frame_opts.frame_length_ms", float),
+    "frame-shift": ("frame_opts.frame_shift_ms", float),
+    "dither": ("frame_opts.dither", float),
+    "preemphasis-coefficient": ("frame_opts.preemph_coeff", float),
+    "remove-dc-offset": ("frame_opts.remove_dc_offset", "bool"),
+    "window-type": ("frame_opts.window_type", str),
+    "round-to-power-of-two": ("frame_opts.round_to_power_of_two", "bool"),
+    "snip-edges": ("frame_opts.snip_edges", "bool"),
+    "blackman-coeff": ("frame_opts.blackman_coeff", float),
+    "num-mel-bins": ("mel_opts.num_bins", int),
+    "low-freq": ("mel_opts.low_freq", float),
+    "high-freq": ("mel_opts.high_freq", float),
+    "num-ceps": ("num_ceps", int),
+    "use-energy": ("use_energy", "bool"),
+    "energy-floor": ("energy_floor", float),
+    "raw-energy": ("raw_energy", "bool"),
+    "cepstral-lifter": ("cepstral_lifter", float),
+    "htk-compat": ("htk_compat", "bool"),
+}
+
+
+def read_kaldi_conf(path: PathLike) -> Dict[str, str]:
+    """Parse a Kaldi ``--name=value`` config file (``#`` comments allowed).
+
+    Raises:
+      ValueError: a line that is not ``--name=value``, naming file and line.
+    """
+    out: Dict[str, str] = {}
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.startswith("--") or "=" not in line:
+            raise ValueError(f"{path}:{lineno}: expected --name=value, got {line!r}")
+        name, value = line[2:].split("=", 1)
+        out[name] = value
+    return out
+
+
+def mfcc_options(conf: Optional[PathLike] = None, **overrides: str):
+    """Build ``kaldi_native_fbank.MfccOptions`` from a Kaldi mfcc.conf.
+
+    Dither and use-energy are always set explicitly: kaldi-native-fbank's
+    dither default differs from Kaldi's, so unless the config says otherwise
+    they are set to Kaldi's defaults (dither 1.0, use-energy true).
+
+    Raises:
+      ValueError: an option this reader does not know, naming it.
+    """
+    import kaldi_native_fbank as knf
+
+    opts = knf.MfccOptions()
+    settings = {"dither": "1.0", "use-energy": "true"}
+    if conf is not None:
+        settings.update(read_kaldi_conf(conf))
+    settings.update(overrides)
+    for name, value in settings.items():
+        if name not in _MFCC_KEYS:
+            raise ValueError(f"{conf}: unsupported MFCC option --{name}")
+        attr, typ = _MFCC_KEYS[name]
+        if typ == "bool":
+            if value not in ("true", "false"):
+                raise ValueError(f"{conf}: --{name} must be true or false, got {value}")
+            val = value == "true"
+        else:
+            val = typ(value)
+        obj = opts
+        *parents, leaf = attr.split(".")
+        for p in parents:
+            obj = getattr(obj, p)
+        setattr(obj, leaf, val)
+    return opts
+
+
+def compute_mfcc(samples: np.ndarray, sample_rate: int, opts) -> np.ndarray:
+    """Kaldi MFCC of one utterance.
+
+    Args:
+      samples: ``(N,) float32`` on the int16 scale.
+      sample_rate: Hz; must equal the options' sample frequency.
+      opts: ``kaldi_native_fbank.MfccOptions``.
+
+    Returns:
+      ``(T, num_ceps) float32``, one row per 10 ms frame (with the default
+      frame shift); T = 0 when the signal is shorter than one frame.
+
+    Raises:
+      ValueError: a sample-rate mismatch.
+    """
+    import kaldi_native_fbank as knf
+
+    if abs(sample_rate - opts.frame_opts.samp_freq) > 0.5:
+        raise ValueError(f"sample rate {sample_rate} Hz differs from --sample-frequency={opts.frame_opts.samp_freq}")
+    mfcc = knf.OnlineMfcc(opts)
+    mfcc.accept_waveform(float(sample_rate), samples.tolist())
+    mfcc.input_finished()
+    n = mfcc.num_frames_ready
+    if n == 0:
+        return np.zeros((0, opts.num_ceps), dtype=np.float32)
+    return np.stack([np.asarray(mfcc.get_frame(i), dtype=np.float32) for i in range(n)])
+
+
+def cmvn_stats(feats: np.ndarray) -> np.ndarray:
+    """Kaldi CMVN statistics of a block of frames.
+
+    Args:
+      feats: ``(T, D)`` features.
+
+    Returns:
+      ``(2, D + 1) float64``: row 0 holds the per-dimension sums and, in the
+      last column, the frame count; row 1 the sums of squares (last column 0).
+      This is the layout of Kaldi's compute-cmvn-stats, so stats add up.
+    """
+    feats = np.asarray(feats, dtype=np.float64)
+    stats = np.zeros((2, feats.shape[1] + 1), dtype=np.float64)
+    stats[0, :-1] = feats.sum(0)
+    stats[0, -1] = feats.shape[0]
+    stats[1, :-1] = (feats**2).sum(0)
+    return stats
+
+
+def apply_cmvn(feats: np.ndarray, stats: np.ndarray, norm_vars: bool = False) -> np.ndarray:
+    """Apply cepstral mean (and variance) normalisation, as Kaldi's apply-cmvn.
+
+    Args:
+      feats: ``(T, D)``.
+      stats: ``(2, D + 1)`` from :func:`cmvn_stats` (summed over a speaker).
+      norm_vars: also scale to unit variance (variance floored at 1e-10).
+
+    Returns:
+      ``(T, D) float32``.
+
+    Raises:
+      ValueError: dimension mismatch or a zero frame count.
+    """
+    d = feats.shape[1]
+    if stats.shape != (2, d + 1):
+        raise ValueError(f"CMVN stats of shape {stats.shape} do not fit features of dim {d}")
+    count = stats[0, -1]
+    if count <= 0:
+        raise ValueError("CMVN stats have a zero frame count")
+    mean = stats[0, :-1] / count
+    out = feats.astype(np.float64) - mean
+    if norm_vars:
+        var = np.maximum(stats[1, :-1] / count - mean**2, 1e-10)
+        out /= np.sqrt(var)
+    return out.astype(np.float32)
+
+
+def _delta_scales(order: int, window: int) -> list:
+    """Filter taps for each delta order: order 0 is [1]; order i convolves
+    order i-1 with the window ``n / (2 sum n^2)``, n = -N..N."""
+    denom = 2.0 * sum(n * n for n in range(1, window + 1))
+    base = np.arange(-window, window + 1, dtype=np.float64) / denom
+    scales = [np.ones(1)]
+    for _ in range(order):
+        scales.append(np.convolve(scales[-1], base))
+    return scales
+
+
+def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
+    """Append delta features, as Kaldi's add-deltas.
+
+    delta_t = sum_{n=1..N} n (c_{t+n} - c_{t-n}) / (2 sum_{n=1..N} n^2)
+    (Young et al., HTK Book, eq. 5.16); order i applies the filter i times to
+    the static features, frames beyond the edges being the first/last frame.
+
+    Args:
+      feats: ``(T, D)``.
+      order: number of delta orders (2 gives static + delta + delta-delta).
+      window: N above.
+
+    Returns:
+      ``(T, D * (order + 1)) float32``.
+    """
+    feats = np.asarray(feats, dtype=np.float32)
+    t = feats.shape[0]
+    if t == 0:
+        return np.zeros((0, feats.shape[1] * (order + 1)), dtype=np.float32)
+    scales = _delta_scales(order, window)
+    max_off = order * window
+    idx = np.clip(np.arange(-max_off, t + max_off), 0, t - 1)
+    padded = feats.astype(np.float64)[idx]
+    out = []
+    for sc in scales:
+        off = (len(sc) - 1) // 2
+        acc = np.zeros(feats.shape, dtype=np.float64)
+        for j, w in enumerate(sc):
+            if w != 0.0:
+                start = max_off - off + j
+                acc += w * padded[start : start + t]
+        out.append(acc)
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int = 0,
+                  utts=None) -> Dict[str, np.ndarray]:
+    """Features of a data dir, speaker-CMVN applied, deltas optionally added.
+
+    Args:
+      data_dir: holds feats.scp, cmvn.scp and utt2spk.
+      norm_vars: variance normalisation too (Kaldi's apply-cmvn --norm-vars).
+      delta_order: 0 for static features, 2 for +delta+delta-delta.
+      utts: restrict to these utterances (default: all in feats.scp).
+
+    Returns:
+      utterance -> ``(T, D * (delta_order + 1)) float32``, in feats.scp order.
+
+    Raises:
+      FileNotFoundError: feats.scp or cmvn.scp missing.
+      KeyError: an utterance without a speaker or a speaker without CMVN
+        stats, naming it.
+    """
+    import kaldiio
+
+    from .datadir import read_table
+
+    data_dir = Path(data_dir)
+    feats_scp = read_table(data_dir / "feats.scp")
+    cmvn_scp = read_table(data_dir / "cmvn.scp")
+    utt2spk = read_table(data_dir / "utt2spk")
+    wanted = list(feats_scp) if utts is None else list(utts)
+    out: Dict[str, np.ndarray] = {}
+    stats_cache: Dict[str, np.ndarray] = {}
+    for utt in wanted:
+        if utt not in feats_scp:
+            raise KeyError(f"{data_dir}/feats.scp: no features for utterance {utt}")
+        spk = utt2spk.get(utt)
+        if spk is None:
+            raise KeyError(f"{data_dir}/utt2spk: no speaker for utterance {utt}")
+        if spk not in stats_cache:
+            if spk not in cmvn_scp:
+                raise KeyError(f"{data_dir}/cmvn.scp: no CMVN stats for speaker {spk}")
+            stats_cache[spk] = np.asarray(kaldiio.load_mat(cmvn_scp[spk]), dtype=np.float64)
+        m = np.asarray(kaldiio.load_mat(feats_scp[utt]), dtype=np.float32)
+        m = apply_cmvn(m, stats_cache[spk], norm_vars)
+        out[utt] = add_deltas(m, delta_order) if delta_order else m
+    return out

@@ -1,0 +1,1 @@
+"""Neural acoustic models: LSTMP trunk, chunked data, training loop."""

@@ -1,0 +1,256 @@
+"""Training loop: cross-entropy on frame labels, full-state checkpoints, exact resume.
+
+Every epoch ends with a checkpoint ``epoch-<n>.pt`` holding the model,
+optimizer, config, history and RNG states; ``checkpoint.pt`` is the latest.
+A rerun resumes after the last finished epoch. Chunk order in epoch n
+depends only on (seed, n), so a resumed run sees the same data order as an
+uninterrupted one. ``best.pt`` is the epoch with the lowest validation
+loss; ``final.pt`` is a copy of it.
+
+Learning rate: exponential decay per epoch from ``lr_initial`` to
+``lr_final`` at the last epoch, lr_n = lr_0 (lr_final/lr_0)^(n/(E-1))
+(seed 000 sec. 5.2 gives the two end points).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..datadir import PathLike, atomic_open
+from .data import IGNORE, ChunkDataset
+from .model import AcousticModel
+
+logger = logging.getLogger(__name__)
+
+
+def lr_at(epoch: int, cfg_train: Dict[str, Any]) -> float:
+    """Learning rate of 0-based ``epoch``."""
+    e = cfg_train["max_epochs"]
+    if e <= 1:
+        return cfg_train["lr_initial"]
+    ratio = cfg_train["lr_final"] / cfg_train["lr_initial"]
+    return cfg_train["lr_initial"] * ratio ** (epoch / (e - 1))
+
+
+def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int) -> AcousticModel:
+    m = cfg["model"]
+    return AcousticModel(input_dim, num_pdfs, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"])
+
+
+def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum, per ``train.optimizer``.
+
+    Raises: ValueError for another name.
+    """
+    name = cfg_train["optimizer"]
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg_train["lr_initial"],
+                                weight_decay=cfg_train["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg_train["lr_initial"],
+                               momentum=cfg_train["momentum"], weight_decay=cfg_train["weight_decay"])
+    raise ValueError(f"train.optimizer: unknown optimizer '{name}' (adam or sgd)")
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device) -> Dict[str, float]:
+    """Frame cross-entropy (nats/frame) and frame accuracy on ``data``."""
+    model.eval()
+    tot_loss, tot_correct, tot = 0.0, 0, 0
+    sl = data.spec.out_slice
+    for x, y in data.minibatches(batch_size):
+        x, y = x.to(device), y.to(device)
+        logits = model(x, heads=["main"])["main"][:, sl]
+        mask = y != IGNORE
+        tot_loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                    ignore_index=IGNORE, reduction="sum").item()
+        tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
+        tot += mask.sum().item()
+    model.train()
+    return {"loss": tot_loss / max(tot, 1), "acc": tot_correct / max(tot, 1), "frames": tot}
+
+
+class Trainer:
+    """Trains :class:`AcousticModel` on chunked frame labels.
+
+    Args:
+      cfg: resolved config (see :mod:`mtlasr.nnet.config`).
+      train, valid: chunk datasets (valid may be None: then the last epoch is final).
+      num_pdfs: output classes.
+      exp_dir: output directory.
+      device: torch device.
+      rank, world_size: for DistributedDataParallel (rank 0 writes files).
+    """
+
+    def __init__(self, cfg: Dict[str, Any], train: ChunkDataset, valid: Optional[ChunkDataset],
+                 num_pdfs: int, exp_dir: PathLike, device: torch.device, rank: int = 0, world_size: int = 1):
+        self.cfg, self.train, self.valid = cfg, train, valid
+        self.exp = Path(exp_dir)
+        self.device, self.rank, self.world_size = device, rank, world_size
+        torch.manual_seed(cfg["train"]["seed"])
+        input_dim = train.feats[0].shape[1]
+        self.model = build_model(cfg, input_dim, num_pdfs).to(device)
+        self.opt = make_optimizer(self.model, cfg["train"])
+        self.history: list = []
+        self.start_epoch = 0
+        self.ddp_model = self.model
+        if world_size > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # ------------------------------------------------------------ state
+    def state(self, epoch: int) -> Dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "config": self.cfg,
+            "history": self.history,
+            "input_dim": self.train.feats[0].shape[1],
+            "num_pdfs": self.model.heads["main"].out_features,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def try_resume(self) -> bool:
+        """Load ``checkpoint.pt`` if present; returns whether it did."""
+        ck = self.exp / "checkpoint.pt"
+        if not ck.is_file():
+            return False
+        st = torch.load(ck, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.history = st["history"]
+        torch.set_rng_state(st["torch_rng"])
+        self.start_epoch = st["epoch"] + 1
+        logger.info("resumed from %s after epoch %d", ck, st["epoch"] + 1)
+        return True
+
+    # ------------------------------------------------------------ loop
+    def run(self) -> Dict[str, Any]:
+        """Train until max_epochs (or early stop); returns the best epoch's record."""
+        tc = self.cfg["train"]
+        sl = self.train.spec.out_slice
+        patience = tc["early_stop_patience"]
+        for epoch in range(self.start_epoch, tc["max_epochs"]):
+            lr = lr_at(epoch, tc)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            t0 = time.time()
+            tot_loss, tot_frames, nb = 0.0, 0, 0
+            num_batches = math.ceil(len(self.train) / tc["minibatch"]) // self.world_size
+            for x, y in self.train.minibatches(tc["minibatch"], seed=tc["seed"] * 1000 + epoch,
+                                               rank=self.rank, world_size=self.world_size):
+                x, y = x.to(self.device), y.to(self.device)
+                logits = self.ddp_model(x, heads=["main"])["main"][:, sl]
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is {loss.item()}")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc["grad_clip"] > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
+                self.opt.step()
+                n = int((y != IGNORE).sum())
+                tot_loss += loss.item() * n
+                tot_frames += n
+                nb += 1
+                if self.rank == 0 and (nb % tc["log_interval"] == 0 or nb == num_batches):
+                    el = time.time() - t0
+                    logger.info("epoch %d batch %d/%d: loss %.4f, %.0f frames/s, lr %.6f",
+                                epoch + 1, nb, num_batches, tot_loss / max(tot_frames, 1),
+                                tot_frames * self.world_size / max(el, 1e-9), lr)
+            secs = time.time() - t0
+            rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(tot_frames, 1),
+                   "train_frames": tot_frames * self.world_size, "seconds": secs,
+                   "frames_per_second": tot_frames * self.world_size / max(secs, 1e-9)}
+            if self.valid is not None:
+                v = evaluate(self.model, self.valid, tc["minibatch"], self.device)
+                rec.update(valid_loss=v["loss"], valid_acc=v["acc"])
+            self.history.append(rec)
+            if self.rank == 0:
+                logger.info("epoch %d done in %.1f s (%.0f frames/s): train loss %.4f%s", epoch + 1, secs,
+                            rec["frames_per_second"], rec["train_loss"],
+                            f", valid loss {rec['valid_loss']:.4f}, valid frame acc {rec['valid_acc']:.4f}"
+                            if "valid_loss" in rec else "")
+                self._save_epoch(epoch)
+            if patience and self.valid is not None and self._epochs_since_best() >= patience:
+                logger.info("no better validation loss for %d epochs: stopping", patience)
+                break
+        best = self.best_record()
+        if self.rank == 0:
+            shutil.copyfile(self.exp / f"epoch-{best['epoch']}.pt", self.exp / "final.pt.tmp")
+            os.replace(self.exp / "final.pt.tmp", self.exp / "final.pt")
+            logger.info("final.pt = epoch %d (%s)", best["epoch"],
+                        f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
+        return best
+
+    def best_record(self) -> Dict[str, Any]:
+        if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
+            return self.history[-1]
+        return min(self.history, key=lambda r: r["valid_loss"])
+
+    def _epochs_since_best(self) -> int:
+        return self.history[-1]["epoch"] - self.best_record()["epoch"]
+
+    def _save_epoch(self, epoch: int) -> None:
+        st = self.state(epoch)
+        _atomic_save(st, self.exp / f"epoch-{epoch + 1}.pt")
+        _atomic_save(st, self.exp / "checkpoint.pt")
+        best = self.best_record()
+        shutil.copyfile(self.exp / f"epoch-{best['epoch']}.pt", self.exp / "best.pt.tmp")
+        os.replace(self.exp / "best.pt.tmp", self.exp / "best.pt")
+        with atomic_open(self.exp / "history.json") as f:
+            json.dump(self.history, f, indent=1)
+        plot_history(self.history, self.exp / "train_curve.png")
+
+
+def plot_history(history: list, path: PathLike) -> None:
+    """Loss (train, valid) and valid frame accuracy per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
+    if history and "valid_loss" in history[0]:
+        ax[0].plot(ep, [r["valid_loss"] for r in history], "s-", label="valid")
+        ax[1].plot(ep, [100 * r["valid_acc"] for r in history], "s-", color="C1")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("cross-entropy (nats/frame)")
+    ax[0].legend()
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("valid frame accuracy (%)")
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = Path(str(path) + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu")):
+    """Model in eval mode and its config from a checkpoint (``final.pt``)."""
+    st = torch.load(path, map_location=device, weights_only=False)
+    model = build_model(st["config"], st["input_dim"], st["num_pdfs"]).to(device)
+    model.load_state_dict(st["model"])
+    model.eval()
+    return model, st["config"]

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Monophone GMM-HMM training (Kaldi's mono schedule), in one process.
+# Writes <exp-dir>/final.mdl, ali.1.gz, cmvn_opts, delta_order; log in <exp-dir>/log/train.log.
+set -euo pipefail
+
+cmd=utils/run_local.sh
+num_iters=40
+max_iter_inc=30
+totgauss=1000
+boost_silence=1.0
+norm_vars=false
+delta_order=2
+force=false
+help_message="Usage: $0 [options] <data-dir> <lang-dir> <exp-dir>
+e.g.: $0 --totgauss 1000 data/train data/lang exp/mono"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/lib.sh
+. utils/parse_options.sh
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+data=$1 lang=$2 dir=$3
+
+require_files "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang/L.fst" "$lang/topo"
+if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.mdl" ]; then
+  log "$dir: already trained; skipping"
+  exit 0
+fi
+utils/validate_data_dir.sh "$data" >/dev/null
+mkdir -p "$dir/log"
+rm -f "$dir/.train.done"
+log "training monophone system in $dir (log: $dir/log/train.log)"
+$cmd "$dir/log/train.log" \
+  python3 -m mtlasr.bin.train_mono --num-iters "$num_iters" --max-iter-inc "$max_iter_inc" \
+    --totgauss "$totgauss" --boost-silence "$boost_silence" --norm-vars "$norm_vars" \
+    --delta-order "$delta_order" "$data" "$lang" "$dir" \
+  || die "monophone training failed; see $dir/log/train.log"
+mark_done "$dir" train
+log "$(grep 'trained' "$dir/log/train.log" | sed 's/.*INFO //')"
