@@ -156,7 +156,7 @@ def prepare(timit_dir: Path, data_dir: Path, phone_map_file: Path, dev_list: Pat
     """Write the three data dirs; returns set -> number of utterances."""
     phone_map = read_phone_map(str(phone_map_file), 0, 1)
     sets = find_speakers(timit_dir, dev_list, test_list)
-    counts = {}
+    counts, tables = {}, {}
     for name in SETS:
         wav, text, utt2spk, spk2gender = {}, {}, {}, {}
         for spk, spk_dir in sets[name].items():
@@ -165,7 +165,7 @@ def prepare(timit_dir: Path, data_dir: Path, phone_map_file: Path, dev_list: Pat
                     continue
                 utt = f"{spk}_{utt_name}"
                 if audio is None:
-                    raise FileNotFoundError(f"utterance {utt}: no audio file {spk_dir}/{utt_name}.wav (for {phn})")
+                    raise FileNotFoundError(f"utterance {utt}: no audio file for {phn} (expected {phn.with_suffix(phn.suffix[:-3] + ('WAV' if phn.suffix.isupper() else 'wav'))})")
                 if phn is None:
                     raise FileNotFoundError(f"utterance {utt}: no transcription {spk_dir}/{utt_name}.phn (for {audio})")
                 phones = read_phn(phn, phone_map, utt)
@@ -178,8 +178,11 @@ def prepare(timit_dir: Path, data_dir: Path, phone_map_file: Path, dev_list: Pat
                 spk2gender[spk] = spk[0] if spk[0] in "mf" else "m"
         if not utt2spk:
             raise ValueError(f"{timit_dir}: no utterances for the {name} set")
-        write_data_dir(data_dir / name,
-                       {"wav.scp": wav, "text": text, "utt2spk": utt2spk, "spk2gender": spk2gender})
+        tables[name] = {"wav.scp": wav, "text": text, "utt2spk": utt2spk, "spk2gender": spk2gender}
+    # Everything was read without error: only now are the data dirs replaced.
+    for name in SETS:
+        write_data_dir(data_dir / name, tables[name])
+        utt2spk = tables[name]["utt2spk"]
         counts[name] = len(utt2spk)
         logger.info("%s: %d speakers, %d utterances", name, len(set(utt2spk.values())), len(utt2spk))
     return counts

@@ -36,15 +36,18 @@ mfccdir=$(cd "$mfccdir" && pwd)
 start=$(date +%s)
 
 utils/split_data.sh --per-utt "$data" "$nj"
-# A job whose scp exists finished; only the others run.
+# A job whose scp exists, is newer than wav.scp and holds exactly the job's
+# utterances finished; only the others run (another data dir with the same
+# name must not lend its features).
 for n in $(seq "$nj"); do
   scp=$mfccdir/raw_mfcc_$name.$n.scp
-  if [ ! -s "$scp" ] || [ "$data/wav.scp" -nt "$scp" ]; then
+  if [ ! -s "$scp" ] || [ "$data/wav.scp" -nt "$scp" ] ||
+     ! cmp -s <(cut -d' ' -f1 "$scp") <(cut -d' ' -f1 "$data/split${nj}utt/$n/wav.scp"); then
     rm -f "$scp"
   fi
 done
 $cmd JOB=1:"$nj" "$logdir/make_mfcc_$name.JOB.log" \
-  bash -c "[ -s $mfccdir/raw_mfcc_$name.JOB.scp ] || python3 -m mtlasr.bin.compute_mfcc --config $mfcc_config $data/split${nj}utt/JOB/wav.scp $mfccdir/raw_mfcc_$name.JOB.ark $mfccdir/raw_mfcc_$name.JOB.scp" \
+  bash -c "[ -s '$mfccdir/raw_mfcc_$name.JOB.scp' ] || python3 -m mtlasr.bin.compute_mfcc --config '$mfcc_config' '$data/split${nj}utt/JOB/wav.scp' '$mfccdir/raw_mfcc_$name.JOB.ark' '$mfccdir/raw_mfcc_$name.JOB.scp'" \
   || die "MFCC extraction failed for $data; see $logdir/make_mfcc_$name.*.log"
 
 for n in $(seq "$nj"); do cat "$mfccdir/raw_mfcc_$name.$n.scp"; done | sort > "$data/feats.scp.tmp"
