@@ -11,11 +11,11 @@ stage=
 stop_stage=7
 timit=                       # corpus root (LDC TIMIT/ or the NLTK sample); default: the sample
 nj=4                         # parallel jobs
-nnet_config=conf/lstm.yaml   # LSTM config (YAML)
+nnet_config=                 # LSTM config (YAML); default conf/lstm.yaml (seed 000), conf/lstm_sample.yaml on the sample
 nnet_opts=                   # extra config overrides, e.g. "train.max_epochs=2 train.seed=1"
 nnet_tag=lstm                # exp/<tag>
 device=auto                  # training device: auto, cpu, cuda
-lmwts=1:12                   # LM weights tried on dev
+lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"                   # LM weights tried on dev
 help_message="Usage: $0 [options]
 e.g.: $0                                  # the whole recipe on the TIMIT sample
       $0 --timit /corpora/LDC93S1/TIMIT   # on the full corpus
@@ -33,6 +33,8 @@ cuda_cmd=${cuda_cmd:-utils/run_local.sh}
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
 force=false
+on_sample=false
+[ -z "$timit" ] && on_sample=true
 if [ -n "$stage" ]; then force=true; else stage=0; fi
 mkdir -p exp/log
 start_all=$(date +%s)
@@ -86,6 +88,9 @@ stage3() {
 
 stage5() {
   local opts=()
+  if [ -z "$nnet_config" ]; then
+    if [ "$on_sample" = true ]; then nnet_config=conf/lstm_sample.yaml; else nnet_config=conf/lstm.yaml; fi
+  fi
   for o in $nnet_opts; do opts+=(--set "$o"); done
   steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --device "$device" --force "$force" \
     "${opts[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TIMIT phone error rate of a decode dir: hypotheses and references folded
 # 48 -> 39 phones, sil scored as a token. Scores every LM weight decoded
-# (scoring/per_LMWT/), picks the best one on this set, or takes the one
+# (scoring/<LMWT>/), picks the best one on this set, or takes the one
 # chosen on another set (--lmwt-from <dev-decode-dir>), and writes
 # <decode-dir>/{per,per_spk,per_utt,lmwt}.
 set -euo pipefail
@@ -19,23 +19,23 @@ if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1 dir=$2
 
 require_files "$data/text" "$data/utt2spk" "$phone_map" "$dir/.decode.done"
-lmwts=$(find "$dir/scoring" -name '*.tra' | sed 's|.*/||; s|\..*||' | sort -nu)
+lmwts=$(find "$dir/scoring" -mindepth 2 -maxdepth 2 -name 'hyp.*.tra' | awk -F/ '{print $(NF-1)}' | sort -gu)
 [ -n "$lmwts" ] || die "$dir/scoring: no hypotheses"
 for w in $lmwts; do
-  cat "$dir"/scoring/"$w".*.tra | sort > "$dir/scoring/$w.txt"
+  cat "$dir"/scoring/"$w"/hyp.*.tra | sort > "$dir/scoring/$w/hyp.txt"
   python3 -m mtlasr.bin.compute_per --phone-map "$phone_map" --utt2spk "$data/utt2spk" \
-    "$data/text" "$dir/scoring/$w.txt" "$dir/scoring/per_$w" > "$dir/scoring/per_$w.line" 2> "$dir/scoring/per_$w.log" \
-    || die "scoring failed; see $dir/scoring/per_$w.log"
+    "$data/text" "$dir/scoring/$w/hyp.txt" "$dir/scoring/$w" > /dev/null 2> "$dir/scoring/$w/score.log" \
+    || die "scoring failed; see $dir/scoring/$w/score.log"
 done
 if [ -n "$lmwt_from" ]; then
   require_files "$lmwt_from/lmwt"
   best=$(cat "$lmwt_from/lmwt")
-  [ -f "$dir/scoring/per_$best/per" ] || die "$dir was not decoded at LM weight $best (chosen in $lmwt_from)"
+  [ -f "$dir/scoring/$best/per" ] || die "$dir was not decoded at LM weight $best (chosen in $lmwt_from)"
 else
   # The LM weight with the lowest PER on this set (ties: the smaller weight).
-  best=$(for w in $lmwts; do echo "$w $(awk '{print $2}' "$dir/scoring/per_$w/per")"; done |
-         sort -k2,2g -k1,1n | head -n 1 | cut -d' ' -f1)
+  best=$(for w in $lmwts; do echo "$w $(awk '{print $2}' "$dir/scoring/$w/per")"; done |
+         sort -k2,2g -k1,1g | head -n 1 | cut -d' ' -f1)
 fi
-for f in per per_spk per_utt; do cp "$dir/scoring/per_$best/$f" "$dir/$f"; done
+for f in per per_spk per_utt; do cp "$dir/scoring/$best/$f" "$dir/$f"; done
 echo "$best" > "$dir/lmwt"
 log "$(cat "$dir/per") (LM weight $best${lmwt_from:+, chosen on $lmwt_from})"

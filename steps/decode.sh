@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Decode a data dir with a GMM-HMM (exp/mono) or a neural model (exp/lstm*):
 # per-pdf log-likelihoods (loglikes.JOB.ark), then best paths through HCLG
-# for every LM weight (scoring/LMWT.JOB.tra). The model is the parent of
+# for every LM weight (scoring/<LMWT>/hyp.JOB.tra). The model is the parent of
 # <decode-dir>, as in Kaldi. Score with local/score.sh.
 set -euo pipefail
 
 nj=4
 cmd=utils/run_local.sh
-lmwts=1:12
+lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"
 beam=13.0
 max_active=7000
 lattice_beam=6.0

@@ -91,10 +91,18 @@ class Decoder:
         return list(words), list(ali), float(like)
 
 
-def parse_lmwts(spec: str) -> List[int]:
-    """``"1:10"`` or ``"4 6 8"`` -> list of LM weights."""
+def parse_lmwts(spec: str) -> List[str]:
+    """``"1:10"`` (integers) or ``"0.5 1 1.5"`` -> LM weights as strings, as
+    they appear in file names (``scoring/<w>.<job>.tra``).
+
+    Raises: ValueError for a non-positive or malformed weight.
+    """
     spec = spec.strip()
     if ":" in spec:
         a, b = spec.split(":")
-        return list(range(int(a), int(b) + 1))
-    return [int(x) for x in spec.split()]
+        return [str(w) for w in range(int(a), int(b) + 1)]
+    out = spec.split()
+    for w in out:
+        if float(w) <= 0:
+            raise ValueError(f"LM weight {w} must be positive")
+    return out

@@ -7,7 +7,7 @@ Usage:
           exp/mono/graph exp/mono/decode_dev/loglikes.1.ark exp/mono/decode_dev 1
 
 For each LM weight w, decodes with acoustic scale 1/w and writes the best
-path's words to ``<out-dir>/scoring/<w>.<job>.tra`` (Kaldi text: utt w1 w2 ...).
+path's words to ``<out-dir>/scoring/<w>/hyp.<job>.tra`` (Kaldi text: utt w1 w2 ...).
 Utterances that reach no final state are logged and written with an empty
 hypothesis (they then count as deletions when scoring).
 """
@@ -29,7 +29,7 @@ logger = logging.getLogger("decode_loglikes")
 
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lmwts", default="1:12", help="LM weights, a:b or a list (default %(default)s)")
+    p.add_argument("--lmwts", default="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12", help="LM weights, a:b or a list (default %(default)s)")
     p.add_argument("--beam", type=float, default=13.0, help="(default %(default)s)")
     p.add_argument("--max-active", type=int, default=7000, help="(default %(default)s)")
     p.add_argument("--lattice-beam", type=float, default=6.0, help="(default %(default)s)")
@@ -58,17 +58,18 @@ def main(argv=None):
     for w in lmwts:
         lines = []
         for utt, m in mats.items():
-            r = decoder.decode(m, 1.0 / w, utt)
+            r = decoder.decode(m, 1.0 / float(w), utt)
             if r is None:
                 failed += 1
-                logger.warning("utterance %s: no final state reached at LM weight %d; empty hypothesis", utt, w)
+                logger.warning("utterance %s: no final state reached at LM weight %s; empty hypothesis", utt, w)
                 lines.append(utt)
                 continue
             lines.append(" ".join([utt] + [id2word[i] for i in r[0]]))
             frames += m.shape[0]
-        tmp = out / f"{w}.{args.job}.tra.tmp"
+        (out / w).mkdir(exist_ok=True)
+        tmp = out / w / f"hyp.{args.job}.tra.tmp"
         tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, out / f"{w}.{args.job}.tra")
+        os.replace(tmp, out / w / f"hyp.{args.job}.tra")
     el = time.time() - t0
     logger.info("decoded %d utterances x %d LM weights, %d failures; real-time factor %.4f",
                 len(mats), len(lmwts), failed, el / max(frames * 0.01, 1e-9))

@@ -1,0 +1,122 @@
+"""End to end: the TIMIT recipe on the sample with a tiny LSTM, plus resume checks.
+
+The recipe runs in a scratch directory that links the toolkit's steps/,
+utils/, local/ and conf/, so the repository tree stays clean. One run is
+shared by the tests of this module (about a minute on 2 cores).
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT.parent / "shared" / "data" / "timit_sample"
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="TIMIT sample not found")
+
+
+def sh(cmd, cwd, check=True):
+    p = subprocess.run(["bash", "-c", f". ./path.sh && {cmd}"], cwd=cwd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recipe")
+    for name in ("steps", "utils", "local", "conf", "path.sh", "cmd.sh", "run.sh"):
+        (d / name).symlink_to(ROOT / name)
+    sh(f"./run.sh --timit {SAMPLE} --nj 2 --nnet-config conf/lstm_tiny.yaml --nnet-tag lstm_tiny "
+       "--lmwts '1 4 8'", d)
+    return d
+
+
+def per_of(path):
+    return float(path.read_text().split()[1])
+
+
+def test_run_produces_per_for_mono_and_lstm(recipe):
+    for sys_name in ("mono", "lstm_tiny"):
+        for s in ("dev", "test"):
+            per = recipe / "exp" / sys_name / f"decode_{s}" / "per"
+            assert per.is_file(), per
+            assert 0.0 <= per_of(per) <= 100.0
+        # test uses the LM weight chosen on dev
+        dev = recipe / "exp" / sys_name / "decode_dev"
+        test = recipe / "exp" / sys_name / "decode_test"
+        assert (dev / "lmwt").read_text() == (test / "lmwt").read_text()
+        assert (dev / "per_spk").read_text().count("\n") >= 3  # header, 2 speakers, SUM
+    # A monophone GMM on 12 speakers is far better than chance on the others.
+    assert per_of(recipe / "exp/mono/decode_test/per") < 60.0
+    results = (recipe / "exp/results.md").read_text()
+    assert "| mono |" in results and "| lstm_tiny |" in results
+    assert (recipe / "exp/lstm_tiny/train_curve.png").stat().st_size > 1000
+
+
+def test_alignments_cover_training_data(recipe):
+    from mtlasr import gmm
+
+    ali = gmm.read_ali_dir(recipe / "exp/mono_ali")
+    frames = dict(l.split() for l in (recipe / "data/train/utt2num_frames").read_text().splitlines())
+    assert set(ali) == set(frames)
+    for utt, a in ali.items():
+        assert len(a) == int(frames[utt])
+
+
+def test_rerun_skips_finished_stages(recipe):
+    before = (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns
+    p = sh("./run.sh --timit '{}' --nj 2 --nnet-config conf/lstm_tiny.yaml --nnet-tag lstm_tiny "
+           "--lmwts '1 4 8' --stop-stage 6".format(SAMPLE), recipe)
+    assert "already trained; skipping" in p.stderr
+    assert "already decoded; skipping" in p.stderr
+    assert (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns == before
+
+
+def test_training_resume_is_exact(recipe, tmp_path):
+    """Two epochs in one go equal one epoch, then a rerun that resumes."""
+    base = ("python3 -m mtlasr.bin.train_nnet --config conf/lstm_tiny.yaml --device cpu "
+            "--valid-data data/dev --valid-ali exp/mono_ali_dev data/train exp/mono_ali")
+    sh(f"{base} {tmp_path}/a", recipe)
+    sh(f"{base} --set train.max_epochs=1 {tmp_path}/c", recipe)
+    p = sh(f"{base} {tmp_path}/c", recipe)
+    assert "resumed from" in p.stderr
+    a = torch.load(tmp_path / "a/final.pt", weights_only=False)
+    c = torch.load(tmp_path / "c/final.pt", weights_only=False)
+    assert [r["epoch"] for r in c["history"]] == [1, 2]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], c["model"][k]), k
+
+
+def test_killed_training_resumes(recipe, tmp_path):
+    """SIGKILL during epoch 2 loses only that epoch; the rerun completes it."""
+    import signal
+    import time
+
+    out = tmp_path / "k"
+    cmd = ("python3 -m mtlasr.bin.train_nnet --config conf/lstm_tiny.yaml --device cpu "
+           f"--set train.max_epochs=3 data/train exp/mono_ali {out}")
+    p = subprocess.Popen(["bash", "-c", f". ./path.sh && exec {cmd}"], cwd=recipe,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "epoch-1.pt").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert (out / "epoch-1.pt").exists()
+    sh(cmd, recipe)
+    hist = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in hist] == [1, 2, 3]
+    assert (out / "final.pt").is_file()
+
+
+def test_bad_config_key_fails_before_training(recipe, tmp_path):
+    p = sh("python3 -m mtlasr.bin.train_nnet --config conf/lstm_tiny.yaml --set train.max_epoch=3 "
+           f"data/train exp/mono_ali {tmp_path}/x", recipe, check=False)
+    assert p.returncode != 0
+    assert "max_epoch" in p.stderr
+    assert not (tmp_path / "x/epoch-1.pt").exists()
