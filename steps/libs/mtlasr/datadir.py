@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -170,11 +170,3 @@ def read_symbol_table(path: PathLike) -> Dict[str, int]:
             out[parts[0]] = int(parts[1])
     return out
 
-
-def iter_scp_split(entries: Iterable[Tuple[str, str]], num: int, index: int) -> Iterator[Tuple[str, str]]:
-    """Yield the ``index``-th (1-based) of ``num`` contiguous parts of ``entries``."""
-    entries = list(entries)
-    n = len(entries)
-    start = (index - 1) * n // num
-    end = index * n // num
-    yield from entries[start:end]
