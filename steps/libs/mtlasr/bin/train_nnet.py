@@ -8,11 +8,17 @@ Usage:
           data/train exp/mono_ali exp/lstm
         # override any config entry:
         python3 -m mtlasr.bin.train_nnet --config conf/lstm.yaml --set train.max_epochs=2 ...
+        # add an auxiliary task (seed 000: i-vector regression, lambda 1e-4):
+        python3 -m mtlasr.bin.train_nnet --config conf/lstm.yaml --config conf/tasks/ivector.yaml \
+          --set tasks.ivector.weight=1e-4 ...
 
 Reads the transition model from <train-ali-dir>/final.mdl and copies it
 into <exp-dir> (the decoder needs it); writes the pdf counts used as priors
 (``ali_train_pdf.counts``, Kaldi vector text), the resolved ``config.yaml``,
 per-epoch checkpoints, ``history.json``, ``train_curve.png`` and ``final.pt``.
+Auxiliary tasks (the config's ``tasks`` section) read their targets for
+the training and the validation data dir from ``tasks.<name>.source``;
+a missing file or an utterance without a target stops before training.
 A rerun resumes after the last finished epoch unless --force. Under torchrun
 each process trains a shard of every epoch (DistributedDataParallel).
 """
@@ -30,7 +36,9 @@ logger = logging.getLogger("train_nnet")
 
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None, help="YAML config (default: built-in seed-000 settings)")
+    p.add_argument("--config", action="append", default=[],
+                   help="YAML config (default: built-in seed-000 settings); repeat to add files, "
+                        "later ones update earlier ones (e.g. a model config, then task configs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. train.max_epochs=2 (repeatable)")
     p.add_argument("--valid-data", default=None, help="held-out data dir for the validation loss")
@@ -51,9 +59,15 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what):
 
     fc = cfg["features"]
     feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    from mtlasr.nnet.tasks import load_targets
+
     ali = gmm.read_ali_dir(ali_dir)
     labels = {u: gmm.ali_to_pdf(tm, a) for u, a in ali.items()}
-    ds = ChunkDataset(feats, labels, spec)
+    usable = [u for u in feats if u in labels]
+    aux = {name: load_targets(name, tspec, data_dir, usable) for name, tspec in cfg["tasks"].items()}
+    for name, t in aux.items():
+        logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)
+    ds = ChunkDataset(feats, labels, spec, aux)
     for utt, why in list(ds.skipped.items())[:10]:
         logger.warning("%s: utterance %s skipped: %s", what, utt, why)
     if ds.skipped:
@@ -88,8 +102,8 @@ def main(argv=None):
     exp = Path(args.exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
     try:
-        cfg = load_config(args.config, args.set)
-    except (KeyError, ValueError, TypeError) as e:
+        cfg = load_config(args.config or None, args.set)
+    except (KeyError, ValueError, TypeError, OSError) as e:
         logger.error("bad config: %s", e)
         return 1
     torch.set_num_threads(cfg["train"]["num_threads"])
@@ -122,7 +136,11 @@ def main(argv=None):
         logger.info("config: %s", cfg)
         logger.info("data loaded in %.1f s; %d pdfs (%d never seen in training)", time.time() - t0,
                     tm.num_pdfs, int((counts == 0).sum()))
-    trainer = Trainer(cfg, train, valid, tm.num_pdfs, exp, device, rank, world_size)
+    try:
+        trainer = Trainer(cfg, train, valid, tm.num_pdfs, exp, device, rank, world_size)
+    except ValueError as e:
+        logger.error("%s", e)
+        return 1
     nparams = sum(p.numel() for p in trainer.model.parameters())
     logger.info("model: %d parameters on %s", nparams, device)
     if not args.force:

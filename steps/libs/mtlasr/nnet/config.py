@@ -1,20 +1,25 @@
 """YAML configuration for neural training, with command-line overrides.
 
 A config is a nested mapping (sections ``model``, ``chunk``, ``train``,
-``features``). Overrides use dotted keys, ``train.max_epochs=2``; values are
+``features``, ``tasks``). Overrides use dotted keys, ``train.max_epochs=2``; values are
 parsed as YAML scalars. Unknown keys are errors, so a typo cannot silently
-fall back to a default.
+fall back to a default. ``tasks`` maps auxiliary task names to their
+declarations (see :mod:`mtlasr.nnet.tasks`): any name may be added, each
+field is checked, and a task set to ``null`` is removed (``--set
+tasks.ivector=null``). Several files may be given; later ones update
+earlier ones (a model config plus task configs).
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Sequence, Union
 
 import yaml
 
 from ..datadir import PathLike, atomic_open
+from .tasks import TASK_DEFAULTS, task_spec
 
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "model": {"num_layers": 3, "cell_dim": 1024, "proj_dim": 256, "dropout": 0.0},
@@ -34,11 +39,36 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "early_stop_patience": 0,  # stop after this many epochs without a better valid loss (0 = never)
         "log_interval": 10,        # minibatches between progress lines
     },
+    "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
 
 
-def _merge(base: Dict[str, Any], new: Dict[str, Any], where: str) -> None:
+def _merge_tasks(base: Dict[str, Any], new: Any, where: str) -> None:
+    if new is None:
+        base.clear()
+        return
+    if not isinstance(new, dict):
+        raise TypeError(f"{where}: 'tasks' must be a mapping of task names to declarations")
+    for name, spec in new.items():
+        if spec is None:
+            base.pop(name, None)
+            continue
+        if not isinstance(spec, dict):
+            raise TypeError(f"{where}: tasks.{name} must be a mapping")
+        for k in spec:
+            if k not in TASK_DEFAULTS:
+                raise KeyError(f"{where}: tasks.{name}: unknown field '{k}' "
+                               f"(known: {', '.join(sorted(TASK_DEFAULTS))})")
+        base.setdefault(name, {}).update(copy.deepcopy(spec))
+
+
+def _merge(base: Dict[str, Any], new: Dict[str, Any], where: str, top: bool = False) -> None:
+    if not isinstance(new, dict):
+        raise TypeError(f"{where}: expected a mapping")
     for k, v in new.items():
+        if top and k == "tasks":
+            _merge_tasks(base["tasks"], v, where)
+            continue
         if k not in base:
             raise KeyError(f"{where}: unknown key '{k}' (known: {', '.join(sorted(base))})")
         if isinstance(base[k], dict):
@@ -49,17 +79,20 @@ def _merge(base: Dict[str, Any], new: Dict[str, Any], where: str) -> None:
             base[k] = v
 
 
-def load_config(path: PathLike = None, overrides: Iterable[str] = ()) -> Dict[str, Any]:
-    """Defaults, updated by the YAML file at ``path``, then by ``key.sub=value`` overrides.
+def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
+                overrides: Iterable[str] = ()) -> Dict[str, Any]:
+    """Defaults, updated by the YAML file(s) at ``path`` in order, then by
+    ``key.sub=value`` overrides; task declarations completed and checked.
 
     Raises:
       KeyError: an unknown key (naming it and the file).
-      ValueError: a malformed override.
+      ValueError: a malformed override or an invalid task declaration.
     """
     cfg = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        _merge(cfg, data, str(path))
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
+    for p in paths:
+        data = yaml.safe_load(Path(p).read_text()) or {}
+        _merge(cfg, data, str(p), top=True)
     for ov in overrides:
         if "=" not in ov:
             raise ValueError(f"override '{ov}' is not key.sub=value")
@@ -70,7 +103,8 @@ def load_config(path: PathLike = None, overrides: Iterable[str] = ()) -> Dict[st
         for p in parts[:-1]:
             cur = cur.setdefault(p, {})
         cur[parts[-1]] = yaml.safe_load(value)
-        _merge(cfg, node, f"override {ov}")
+        _merge(cfg, node, f"override {ov}", top=True)
+    cfg["tasks"] = {name: task_spec(name, spec) for name, spec in cfg["tasks"].items()}
     return cfg
 
 

@@ -13,10 +13,13 @@ so training and test see identical contexts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .tasks import TaskTargets
 
 IGNORE = -100  # label of padding positions (ignored by the loss)
 
@@ -75,10 +78,17 @@ class ChunkDataset:
         without labels, or whose label count differs from T, are dropped and
         reported in ``skipped``.
       spec: chunk geometry.
+      aux: auxiliary task targets (:class:`mtlasr.nnet.tasks.TaskTargets`),
+        task name -> targets; every kept utterance must have one.
+
+    Raises: ValueError naming the task and utterance when a kept utterance
+    has no auxiliary target (or too few target rows).
     """
 
-    def __init__(self, feats: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], spec: ChunkSpec):
+    def __init__(self, feats: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], spec: ChunkSpec,
+                 aux: Optional[Mapping[str, "TaskTargets"]] = None):
         self.spec = spec
+        self.aux = dict(aux or {})
         self.utts: List[str] = []
         self.skipped: Dict[str, str] = {}
         self.feats: List[np.ndarray] = []
@@ -92,6 +102,8 @@ class ChunkDataset:
             if len(y) != x.shape[0]:
                 self.skipped[utt] = f"{len(y)} labels for {x.shape[0]} frames"
                 continue
+            for t in self.aux.values():
+                t.check(utt, x.shape[0])
             i = len(self.utts)
             self.utts.append(utt)
             self.feats.append(np.ascontiguousarray(x, dtype=np.float32))
@@ -102,10 +114,13 @@ class ChunkDataset:
     def __len__(self) -> int:
         return len(self.index)
 
-    def batch(self, items: Sequence[Tuple[int, int]]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``(B, width, D) float32`` and labels ``(B, chunk) int64`` (IGNORE past the end)."""
+    def batch(self, items: Sequence[Tuple[int, int]]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """Inputs ``(B, width, D) float32``, labels ``(B, chunk) int64`` (IGNORE
+        past the end), and auxiliary targets, task -> ``(B, chunk, K) float32``
+        (frames past the end repeat the last target; the loss masks them)."""
         spec = self.spec
         xs, ys = [], []
+        auxs: Dict[str, list] = {n: [] for n in self.aux}
         for i, s in items:
             x, y = self.feats[i], self.labels[i]
             t = x.shape[0]
@@ -114,10 +129,13 @@ class ChunkDataset:
             seg = y[s : s + spec.chunk]
             lab[: len(seg)] = seg
             ys.append(lab)
-        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+            for n, tt in self.aux.items():
+                auxs[n].append(tt.chunk(self.utts[i], s, spec.chunk, t))
+        return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)),
+                {n: torch.from_numpy(np.stack(v).astype(np.float32)) for n, v in auxs.items()})
 
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0,
-                    world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                    world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]]:
         """Minibatches of ``batch_size`` chunks, shuffled with ``seed`` (None: in
         order). With ``world_size > 1`` each rank takes every world_size-th batch
         (the same number of batches on every rank)."""

@@ -7,6 +7,11 @@ depends only on (seed, n), so a resumed run sees the same data order as an
 uninterrupted one. ``best.pt`` is the epoch with the lowest validation
 loss; ``final.pt`` is a copy of it.
 
+Loss (seed 000 sec. 3): L = CE(main) + sum_k lambda_k L_k over the auxiliary
+tasks declared in the config (``tasks``; lambda_k is ``tasks.<k>.weight``).
+The per-task losses are logged and kept in the history; the best epoch is
+chosen on the main task's validation cross-entropy.
+
 Learning rate: exponential decay per epoch from ``lr_initial`` to
 ``lr_final`` at the last epoch, lr_n = lr_0 (lr_final/lr_0)^(n/(E-1))
 (seed 000 sec. 5.2 gives the two end points).
@@ -21,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
+from .tasks import LOSS_FUNCTIONS, resolve_fork
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +48,19 @@ def lr_at(epoch: int, cfg_train: Dict[str, Any]) -> float:
     return cfg_train["lr_initial"] * ratio ** (epoch / (e - 1))
 
 
-def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int) -> AcousticModel:
+def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
+                task_dims: Optional[Dict[str, int]] = None) -> AcousticModel:
+    """The acoustic model of a config, with a head for every task in ``task_dims``
+    (task name -> target dimension K; None or {} = main head only).
+
+    Raises: ValueError for a task whose fork layer does not exist.
+    """
     m = cfg["model"]
-    return AcousticModel(input_dim, num_pdfs, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"])
+    aux = {}
+    for name, dim in (task_dims or {}).items():
+        spec = cfg["tasks"][name]
+        aux[name] = (resolve_fork(spec["fork"], m["num_layers"], name), spec["hidden"], dim)
+    return AcousticModel(input_dim, num_pdfs, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"], aux)
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
@@ -68,22 +84,49 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def task_losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, aux: Dict[str, torch.Tensor],
+                cfg_tasks: Dict[str, Any], sl: slice) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+    """Forward pass and every task's loss on one minibatch.
+
+    Args:
+      x ``(B, W, D)``, y ``(B, C)`` pdf labels (IGNORE = padding), aux: task ->
+      ``(B, C, K)`` targets; sl: the output positions that carry labels.
+    Returns: (main logits ``(B, C, num_pdfs)``, task -> scalar loss with
+    ``main`` the mean CE per frame, the frame mask ``(B, C)``).
+    """
+    names = ["main"] + [n for n in aux]
+    out = model(x, heads=names)
+    logits = out["main"][:, sl]
+    mask = y != IGNORE
+    losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
+    for n, target in aux.items():
+        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n][:, sl], target, mask)
+    return logits, losses, mask
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device) -> Dict[str, float]:
-    """Frame cross-entropy (nats/frame) and frame accuracy on ``data``."""
+def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
+             cfg_tasks: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+    """Frame cross-entropy (nats/frame) and frame accuracy on ``data``, and
+    ``<task>_loss`` (per frame) for every auxiliary task ``data`` has targets for."""
     model.eval()
     tot_loss, tot_correct, tot = 0.0, 0, 0
+    aux_tot: Dict[str, float] = {n: 0.0 for n in data.aux}
     sl = data.spec.out_slice
-    for x, y in data.minibatches(batch_size):
+    for x, y, aux in data.minibatches(batch_size):
         x, y = x.to(device), y.to(device)
-        logits = model(x, heads=["main"])["main"][:, sl]
-        mask = y != IGNORE
-        tot_loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                    ignore_index=IGNORE, reduction="sum").item()
+        aux = {n: t.to(device) for n, t in aux.items()}
+        logits, losses, mask = task_losses(model, x, y, aux, cfg_tasks or {}, sl)
+        n = mask.sum().item()
+        tot_loss += losses["main"].item() * n
+        for k in aux_tot:
+            aux_tot[k] += losses[k].item() * n
         tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
-        tot += mask.sum().item()
+        tot += n
     model.train()
-    return {"loss": tot_loss / max(tot, 1), "acc": tot_correct / max(tot, 1), "frames": tot}
+    res = {"loss": tot_loss / max(tot, 1), "acc": tot_correct / max(tot, 1), "frames": tot}
+    res.update({f"{k}_loss": v / max(tot, 1) for k, v in aux_tot.items()})
+    return res
 
 
 class Trainer:
@@ -96,6 +139,11 @@ class Trainer:
       exp_dir: output directory.
       device: torch device.
       rank, world_size: for DistributedDataParallel (rank 0 writes files).
+
+    The auxiliary tasks trained are those of ``cfg["tasks"]``; ``train.aux``
+    (and ``valid.aux``) must hold their targets.
+
+    Raises: ValueError if a declared task has no targets in ``train``.
     """
 
     def __init__(self, cfg: Dict[str, Any], train: ChunkDataset, valid: Optional[ChunkDataset],
@@ -105,7 +153,11 @@ class Trainer:
         self.device, self.rank, self.world_size = device, rank, world_size
         torch.manual_seed(cfg["train"]["seed"])
         input_dim = train.feats[0].shape[1]
-        self.model = build_model(cfg, input_dim, num_pdfs).to(device)
+        missing = [n for n in cfg["tasks"] if n not in train.aux]
+        if missing:
+            raise ValueError(f"tasks {', '.join(missing)}: no targets loaded for the training data")
+        self.task_dims = {n: train.aux[n].dim for n in cfg["tasks"]}
+        self.model = build_model(cfg, input_dim, num_pdfs, self.task_dims).to(device)
         self.opt = make_optimizer(self.model, cfg["train"])
         self.history: list = []
         self.start_epoch = 0
@@ -124,6 +176,7 @@ class Trainer:
             "history": self.history,
             "input_dim": self.train.feats[0].shape[1],
             "num_pdfs": self.model.heads["main"].out_features,
+            "task_dims": self.task_dims,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -145,6 +198,7 @@ class Trainer:
     def run(self) -> Dict[str, Any]:
         """Train until max_epochs (or early stop); returns the best epoch's record."""
         tc = self.cfg["train"]
+        tasks = self.cfg["tasks"]
         sl = self.train.spec.out_slice
         patience = tc["early_stop_patience"]
         for epoch in range(self.start_epoch, tc["max_epochs"]):
@@ -153,41 +207,54 @@ class Trainer:
                 g["lr"] = lr
             t0 = time.time()
             tot_loss, tot_frames, nb = 0.0, 0, 0
+            aux_tot = {n: 0.0 for n in tasks}
             num_batches = math.ceil(len(self.train) / tc["minibatch"]) // self.world_size
-            for x, y in self.train.minibatches(tc["minibatch"], seed=tc["seed"] * 1000 + epoch,
-                                               rank=self.rank, world_size=self.world_size):
+            for x, y, aux in self.train.minibatches(tc["minibatch"], seed=tc["seed"] * 1000 + epoch,
+                                                    rank=self.rank, world_size=self.world_size):
                 x, y = x.to(self.device), y.to(self.device)
-                logits = self.ddp_model(x, heads=["main"])["main"][:, sl]
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+                aux = {n: aux[n].to(self.device) for n in tasks}
+                _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
+                loss = losses["main"]
+                for n, spec in tasks.items():
+                    loss = loss + spec["weight"] * losses[n]
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is {loss.item()}")
+                    bad = ", ".join(f"{k} {v.item()}" for k, v in losses.items())
+                    raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is not finite ({bad})")
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if tc["grad_clip"] > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
                 self.opt.step()
-                n = int((y != IGNORE).sum())
-                tot_loss += loss.item() * n
+                n = int(mask.sum())
+                tot_loss += losses["main"].item() * n
+                for k in aux_tot:
+                    aux_tot[k] += losses[k].item() * n
                 tot_frames += n
                 nb += 1
                 if self.rank == 0 and (nb % tc["log_interval"] == 0 or nb == num_batches):
                     el = time.time() - t0
-                    logger.info("epoch %d batch %d/%d: loss %.4f, %.0f frames/s, lr %.6f",
+                    logger.info("epoch %d batch %d/%d: loss %.4f%s, %.0f frames/s, lr %.6f",
                                 epoch + 1, nb, num_batches, tot_loss / max(tot_frames, 1),
+                                "".join(f", {k} {v / max(tot_frames, 1):.4f}" for k, v in aux_tot.items()),
                                 tot_frames * self.world_size / max(el, 1e-9), lr)
             secs = time.time() - t0
             rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(tot_frames, 1),
                    "train_frames": tot_frames * self.world_size, "seconds": secs,
                    "frames_per_second": tot_frames * self.world_size / max(secs, 1e-9)}
+            rec.update({f"train_{k}_loss": v / max(tot_frames, 1) for k, v in aux_tot.items()})
             if self.valid is not None:
-                v = evaluate(self.model, self.valid, tc["minibatch"], self.device)
+                v = evaluate(self.model, self.valid, tc["minibatch"], self.device, tasks)
                 rec.update(valid_loss=v["loss"], valid_acc=v["acc"])
+                rec.update({f"valid_{k}": v[k] for k in v if k.endswith("_loss") and k != "loss"})
             self.history.append(rec)
             if self.rank == 0:
-                logger.info("epoch %d done in %.1f s (%.0f frames/s): train loss %.4f%s", epoch + 1, secs,
+                aux_msg = "".join(f", {k} train {rec[f'train_{k}_loss']:.4f}"
+                                  + (f" valid {rec[f'valid_{k}_loss']:.4f}" if f"valid_{k}_loss" in rec else "")
+                                  for k in tasks)
+                logger.info("epoch %d done in %.1f s (%.0f frames/s): train loss %.4f%s%s", epoch + 1, secs,
                             rec["frames_per_second"], rec["train_loss"],
                             f", valid loss {rec['valid_loss']:.4f}, valid frame acc {rec['valid_acc']:.4f}"
-                            if "valid_loss" in rec else "")
+                            if "valid_loss" in rec else "", aux_msg)
                 self._save_epoch(epoch)
             if patience and self.valid is not None and self._epochs_since_best() >= patience:
                 logger.info("no better validation loss for %d epochs: stopping", patience)
@@ -228,7 +295,9 @@ def plot_history(history: list, path: PathLike) -> None:
     import matplotlib.pyplot as plt
 
     ep = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    tasks = [k[len("train_"):-len("_loss")] for k in (history[0] if history else {})
+             if k.startswith("train_") and k.endswith("_loss") and k != "train_loss"]
+    fig, ax = plt.subplots(1, 2 + bool(tasks), figsize=(9 + 4 * bool(tasks), 3.5))
     ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
     if history and "valid_loss" in history[0]:
         ax[0].plot(ep, [r["valid_loss"] for r in history], "s-", label="valid")
@@ -238,6 +307,14 @@ def plot_history(history: list, path: PathLike) -> None:
     ax[0].legend()
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("valid frame accuracy (%)")
+    for i, t in enumerate(tasks):
+        ax[2].plot(ep, [r[f"train_{t}_loss"] for r in history], "o-", color=f"C{2 + i}", label=f"{t} train")
+        if f"valid_{t}_loss" in history[0]:
+            ax[2].plot(ep, [r[f"valid_{t}_loss"] for r in history], "s--", color=f"C{2 + i}", label=f"{t} valid")
+    if tasks:
+        ax[2].set_xlabel("epoch")
+        ax[2].set_ylabel("auxiliary loss (per frame)")
+        ax[2].legend()
     for a in ax:
         a.grid(alpha=0.3)
     fig.tight_layout()
@@ -248,9 +325,13 @@ def plot_history(history: list, path: PathLike) -> None:
 
 
 def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu")):
-    """Model in eval mode and its config from a checkpoint (``final.pt``)."""
+    """Model in eval mode and its config from a checkpoint (``final.pt``).
+
+    Auxiliary heads are dropped: the model has the trunk and ``main`` only.
+    """
     st = torch.load(path, map_location=device, weights_only=False)
     model = build_model(st["config"], st["input_dim"], st["num_pdfs"]).to(device)
-    model.load_state_dict(st["model"])
+    keep = {k: v for k, v in st["model"].items() if not k.startswith("heads.") or k.startswith("heads.main.")}
+    model.load_state_dict(keep)
     model.eval()
     return model, st["config"]

@@ -1,0 +1,103 @@
+"""Speaker-verification scoring of embeddings (i-vectors): cosine scores,
+trial lists and the equal error rate.
+
+Cosine scoring of i-vectors: Dehak et al., "Front-end factor analysis for
+speaker verification", IEEE TASLP 19(4), 2011, eq. 11 (here after
+subtracting the mean of a background set, and without WCCN/LDA).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+def length_normalise(x: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows of ``x (N, D)`` minus ``mean (D,)`` (if given), scaled to unit norm.
+
+    Raises: ValueError if a row is (after centring) all zero.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if mean is not None:
+        x = x - mean
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError(f"row {int(np.argmin(n[:, 0]))} has zero norm; cannot length-normalise")
+    return x / n
+
+
+def cosine_scores(x: np.ndarray, y: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
+    """Cosine similarity of every row of ``x (N, D)`` with every row of ``y (M, D)``: ``(N, M)``.
+
+    score(a, b) = <a - m, b - m> / (||a - m|| ||b - m||) with ``m = mean``
+    (Dehak et al. 2011, eq. 11).
+    """
+    return length_normalise(x, mean) @ length_normalise(y, mean).T
+
+
+def all_pair_trials(utts: Sequence[str], utt2spk: Mapping[str, str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every unordered pair of distinct utterances as a trial.
+
+    Returns ``(i, j, target)``: index arrays ``(P,) int`` into ``utts`` with
+    i < j, and ``(P,) bool``, True where both utterances have the same speaker.
+
+    Raises: KeyError naming an utterance without a speaker.
+    """
+    for u in utts:
+        if u not in utt2spk:
+            raise KeyError(f"utterance {u} has no speaker in utt2spk")
+    spk = np.array([utt2spk[u] for u in utts])
+    i, j = np.triu_indices(len(utts), k=1)
+    return i, j, spk[i] == spk[j]
+
+
+def compute_eer(scores: np.ndarray, target: np.ndarray) -> Tuple[float, float]:
+    """Equal error rate of verification scores (higher = more likely the same speaker).
+
+    Sweeps the threshold over the sorted scores; the miss rate P_miss(t)
+    (targets scored below t) rises and the false-alarm rate P_fa(t)
+    (non-targets at or above t) falls; the EER is where they cross, by
+    linear interpolation between the two neighbouring thresholds.
+
+    Args: scores ``(P,)`` float, target ``(P,)`` bool.
+    Returns: (EER as a fraction in [0, 1], the threshold there).
+    Raises: ValueError if there are no target or no non-target trials.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    target = np.asarray(target, dtype=bool)
+    nt, nn = int(target.sum()), int((~target).sum())
+    if nt == 0 or nn == 0:
+        raise ValueError(f"need target and non-target trials (have {nt} and {nn})")
+    order = np.argsort(scores, kind="mergesort")
+    s, t = scores[order], target[order]
+    # threshold just above the k-th sorted score: k+1 trials rejected
+    p_miss = np.concatenate([[0.0], np.cumsum(t) / nt])
+    p_fa = np.concatenate([[1.0], 1.0 - np.cumsum(~t) / nn])
+    thr = np.concatenate([[s[0] - 1e-9], s])
+    k = int(np.argmax(p_miss >= p_fa))  # first index where the curves have crossed (k >= 1)
+    d0 = p_fa[k - 1] - p_miss[k - 1]
+    d1 = p_miss[k] - p_fa[k]
+    a = d0 / (d0 + d1) if d0 + d1 > 0 else 0.0
+    eer = p_miss[k - 1] + a * (p_miss[k] - p_miss[k - 1])
+    return float(eer), float(thr[k - 1] + a * (thr[k] - thr[k - 1]))
+
+
+def speaker_means(vectors: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+    """Mean vector of each speaker's utterances and the utterance counts.
+
+    A speaker with one utterance gets that utterance's vector.
+    """
+    sums: Dict[str, np.ndarray] = {}
+    counts: Dict[str, int] = {}
+    for u, v in vectors.items():
+        s = utt2spk[u]
+        sums[s] = sums.get(s, 0) + np.asarray(v, dtype=np.float64)
+        counts[s] = counts.get(s, 0) + 1
+    return {s: (sums[s] / counts[s]).astype(np.float32) for s in sums}, counts
+
+
+def trial_table(utts: List[str], i: np.ndarray, j: np.ndarray, scores: np.ndarray, target: np.ndarray) -> List[str]:
+    """Lines ``utt1 utt2 score target|nontarget`` (Kaldi's trials + scores layout)."""
+    return [f"{utts[a]} {utts[b]} {sc:.6f} {'target' if t else 'nontarget'}"
+            for a, b, sc, t in zip(i, j, scores, target)]
