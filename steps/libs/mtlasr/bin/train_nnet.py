@@ -51,8 +51,9 @@ def get_parser():
     return p
 
 
-def load_split(data_dir, ali_dir, tm, cfg, spec, what):
-    """ChunkDataset of a data dir with its alignment; logs skipped utterances."""
+def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
+    """ChunkDataset of a data dir with its alignment; logs skipped utterances.
+    ``train_aux``: the training set's task targets (their label classes are reused)."""
     from mtlasr import gmm
     from mtlasr.features import load_features
     from mtlasr.nnet.data import ChunkDataset
@@ -64,9 +65,16 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what):
     ali = gmm.read_ali_dir(ali_dir)
     labels = {u: gmm.ali_to_pdf(tm, a) for u, a in ali.items()}
     usable = [u for u in feats if u in labels]
-    aux = {name: load_targets(name, tspec, data_dir, usable) for name, tspec in cfg["tasks"].items()}
+    aux = {name: load_targets(name, tspec, data_dir, usable,
+                              train_aux[name].classes if train_aux else None)
+           for name, tspec in cfg["tasks"].items()}
     for name, t in aux.items():
         logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)
+        if t.classes is not None:
+            unknown = sum(int(v) < 0 for v in t.values.values())
+            if unknown:
+                logger.info("%s: task %s: %d of %d utterances have labels unseen in training; their "
+                            "loss is not counted", what, name, unknown, len(t.values))
     ds = ChunkDataset(feats, labels, spec, aux)
     for utt, why in list(ds.skipped.items())[:10]:
         logger.warning("%s: utterance %s skipped: %s", what, utt, why)
@@ -118,7 +126,7 @@ def main(argv=None):
         train, labels = load_split(args.train_data, args.ali_dir, tm, cfg, spec, "train")
         valid = None
         if args.valid_data:
-            valid, _ = load_split(args.valid_data, args.valid_ali, tm, cfg, spec, "valid")
+            valid, _ = load_split(args.valid_data, args.valid_ali, tm, cfg, spec, "valid", train.aux)
     except (OSError, KeyError, ValueError) as e:
         logger.error("%s", e)
         return 1

@@ -102,7 +102,10 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
         cur = node
         for p in parts[:-1]:
             cur = cur.setdefault(p, {})
-        cur[parts[-1]] = yaml.safe_load(value)
+        try:
+            cur[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:  # e.g. a path template such as {data}/utt2spk
+            cur[parts[-1]] = value
         _merge(cfg, node, f"override {ov}", top=True)
     cfg["tasks"] = {name: task_spec(name, spec) for name, spec in cfg["tasks"].items()}
     return cfg

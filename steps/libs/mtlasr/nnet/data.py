@@ -117,6 +117,7 @@ class ChunkDataset:
     def batch(self, items: Sequence[Tuple[int, int]]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
         """Inputs ``(B, width, D) float32``, labels ``(B, chunk) int64`` (IGNORE
         past the end), and auxiliary targets, task -> ``(B, chunk, K) float32``
+        (class labels: ``(B, chunk) int64``)
         (frames past the end repeat the last target; the loss masks them)."""
         spec = self.spec
         xs, ys = [], []
@@ -132,7 +133,8 @@ class ChunkDataset:
             for n, tt in self.aux.items():
                 auxs[n].append(tt.chunk(self.utts[i], s, spec.chunk, t))
         return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)),
-                {n: torch.from_numpy(np.stack(v).astype(np.float32)) for n, v in auxs.items()})
+                {n: torch.from_numpy(np.stack(v) if self.aux[n].classes is not None
+                                     else np.stack(v).astype(np.float32)) for n, v in auxs.items()})
 
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0,
                     world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]]:

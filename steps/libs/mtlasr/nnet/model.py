@@ -49,30 +49,87 @@ class LstmTrunk(nn.Module):
         return outs
 
 
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Gradient reversal layer (Ganin and Lempitsky, ICML 2015, sec. 3.2):
+    the identity forward; multiplies the gradient by ``-scale`` backward.
+    Any shape."""
+    return _GradReverse.apply(x, float(scale))
+
+
+def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> torch.Tensor:
+    """Pool frame representations over time, counting only masked-in frames.
+
+    Args:
+      h: ``(B, T, K)``; mask: ``(B, T)`` bool (rows with no True frame give 0).
+      kind: ``mean``; ``max`` (per dimension); ``lse``, LogSumExp with
+        temperature tau, s = (1/tau) log((1/T) sum_t exp(tau h_t)) (seed 002
+        sec. 3), which tends to ``mean`` as tau -> 0 and to ``max`` as
+        tau -> infinity.
+    Returns: ``(B, K)``.
+    Raises: ValueError for another kind.
+    """
+    m = mask.unsqueeze(-1).to(h.dtype)
+    n = m.sum(1).clamp(min=1.0)
+    if kind == "mean":
+        return (h * m).sum(1) / n
+    if kind == "max":
+        return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+    if kind == "lse":
+        z = (tau * h).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        return ((torch.logsumexp(z, 1) - torch.log(n)) / tau).nan_to_num(0.0, neginf=0.0)
+    raise ValueError(f"unknown pooling '{kind}' (mean, max or lse)")
+
+
 class Head(nn.Module):
-    """Output head: optional hidden layers (Linear + ReLU), then a linear output.
+    """Output head: optional gradient reversal, hidden layers (Linear + ReLU),
+    optional pooling over time, then a linear output.
 
     No softmax: the main task's softmax is inside the cross-entropy, and a
     regression head is linear (seed 000 sec. 5.2).
 
     Args:
       input_dim: size of the shared layer it reads; hidden: hidden sizes; output_dim: K.
-    Shapes: ``(B, T, input_dim) -> (B, T, output_dim)``.
+      pooling: ``none`` (one output per frame) or ``mean``/``max``/``lse``
+        (one per sequence, see :func:`pool`); tau: LogSumExp temperature.
+      grl: a gradient reversal layer in front; its scale is the attribute
+        ``grl_scale`` (set by the trainer at every step, e.g. by a ramp).
+    Shapes: ``(B, T, input_dim) -> (B, T, K)``, or ``(B, K)`` when pooled.
     """
 
-    def __init__(self, input_dim: int, hidden: Sequence[int], output_dim: int):
+    def __init__(self, input_dim: int, hidden: Sequence[int], output_dim: int, pooling: str = "none",
+                 tau: float = 1.0, grl: bool = False):
         super().__init__()
         layers: List[nn.Module] = []
         d = input_dim
         for h in hidden:
             layers += [nn.Linear(d, h), nn.ReLU()]
             d = h
-        layers.append(nn.Linear(d, output_dim))
-        self.net = nn.Sequential(*layers)
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(d, output_dim)
         self.output_dim = output_dim
+        self.pooling, self.tau, self.grl = pooling, tau, grl
+        self.grl_scale = 1.0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.grl:
+            x = grad_reverse(x, self.grl_scale)
+        h = self.hidden(x)
+        if self.pooling != "none":
+            if mask is None:
+                mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+            h = pool(h, mask, self.pooling, self.tau)
+        return self.out(h)
 
 
 class AcousticModel(nn.Module):
@@ -83,7 +140,7 @@ class AcousticModel(nn.Module):
       num_pdfs: number of HMM pdfs (main-task classes).
       num_layers, cell_dim, proj_dim, dropout: see :class:`LstmTrunk`.
       aux: auxiliary heads, name -> (fork layer 1..num_layers, hidden sizes,
-        output dim). The main head reads the last layer.
+        output dim[, pooling, tau, grl]). The main head reads the last layer.
 
     ``forward`` returns ``{"main": (B, T, num_pdfs) logits, <aux>: (B, T, K)}``;
     auxiliary heads are dropped at decoding, where only ``main`` is used
@@ -99,14 +156,25 @@ class AcousticModel(nn.Module):
         self.trunk = LstmTrunk(input_dim, num_layers, cell_dim, proj_dim, dropout)
         self.heads = nn.ModuleDict({"main": nn.Linear(self.trunk.output_dim, num_pdfs)})
         self.forks: Dict[str, int] = {"main": num_layers}
-        for name, (fork, hidden, dim) in (aux or {}).items():
+        for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
-            self.heads[name] = Head(self.trunk.output_dim, hidden, dim)
+            self.heads[name] = Head(self.trunk.output_dim, hidden, dim, *rest)
             self.forks[name] = fork
 
-    def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None) -> Dict[str, torch.Tensor]:
-        """Args: x ``(B, T, D)``; heads: names to compute (default all)."""
+    def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None, out_slice: Optional[slice] = None,
+                mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Args: x ``(B, T, D)``; heads: names to compute (default all);
+        out_slice: keep only these time positions ``T'`` (the labelled ones);
+        mask: ``(B, T')`` frames that pooled heads pool over.
+        Returns: name -> ``(B, T', K)`` (``(B, K)`` for pooled heads)."""
         names = list(self.heads) if heads is None else heads
         layer_outs = self.trunk(x, upto=max(self.forks[n] for n in names))
-        return {name: self.heads[name](layer_outs[self.forks[name] - 1]) for name in names}
+        out = {}
+        for name in names:
+            rep = layer_outs[self.forks[name] - 1]
+            if out_slice is not None:
+                rep = rep[:, out_slice]
+            head = self.heads[name]
+            out[name] = head(rep, mask) if isinstance(head, Head) else head(rep)
+        return out

@@ -23,9 +23,28 @@ Target kinds:
   ``ivectors.scp``); every frame of the utterance has that target.
 - ``spk_vector``: an scp of ``(K,)`` vectors keyed by speaker (Kaldi's
   ``spk_ivectors.scp``), mapped to utterances through ``{data}/utt2spk``.
+- ``utt_label``: a table ``<utt> <label>`` (``{data}/utt2spk``,
+  ``utt2gender``, any utt2X file); classes are the labels of the training
+  set, and a validation utterance whose label the training set lacks (a
+  held-out speaker) is left out of that task's validation loss.
 - ``frame_vector``: an scp of ``(ceil(T / period), K)`` matrices (Kaldi's
   ``ivector_online.scp`` with ``--ivector-period``); frame t has row
   ``t // period``.
+
+Utterance-level targets are predicted at every frame (``pooling: none``,
+the speaker-aware LSTM of seed 000's reference [25]) or once per chunk
+from the head's hidden representation pooled over the chunk's frames
+(``mean``, ``max`` or ``lse``: LogSumExp with temperature ``tau``, seed 002
+sec. 3).
+
+``grl: true`` puts a gradient reversal layer in front of the head (Ganin
+and Lempitsky, 2015; seeds 002 and 004): the head learns the task while the
+shared layers receive the reversed gradient, scaled by the task weight, so
+they unlearn it (adversarial training). ``schedule`` sets that weight over
+training: ``static`` (``weight``), ``ramp`` (``weight * (2 / (1 +
+exp(-gamma p)) - 1)`` with p the fraction of training done, seeds 002 and
+004), or ``dynamic`` (seed 003 eqs. 6-7: every loss is rescaled to the
+smallest loss of the minibatch, with the scales not differentiated).
 
 Every auxiliary head is dropped at decoding; only ``main`` is used.
 """
@@ -36,14 +55,17 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector")
-LOSSES = ("mse",)
+TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label")
+LOSSES = ("mse", "ce")
 FORK_NAMES = ("first", "mid", "last")
+POOLINGS = ("none", "mean", "max", "lse")
+SCHEDULES = ("static", "ramp", "dynamic")
+LABEL_KINDS = ("utt_label",)
 
 TASK_DEFAULTS: Dict[str, Any] = {
     "targets": None,   # utt_vector | spk_vector | frame_vector
@@ -51,8 +73,13 @@ TASK_DEFAULTS: Dict[str, Any] = {
     "period": 1,       # frame_vector: frames per target row (Kaldi's --ivector-period)
     "fork": "last",    # first | mid | last | 1-based layer index
     "hidden": [],      # hidden layer sizes of the head
-    "loss": "mse",
-    "weight": 1.0,     # lambda
+    "loss": "mse",     # mse (vectors) | ce (labels)
+    "pooling": "none",  # utterance targets: none (every frame) | mean | max | lse (per chunk)
+    "tau": 1.0,        # LogSumExp temperature
+    "grl": False,      # gradient reversal layer in front of the head (adversarial)
+    "schedule": "static",  # static | ramp | dynamic
+    "gamma": 10.0,     # ramp steepness
+    "weight": 1.0,     # lambda (the ramp's final value)
 }
 
 
@@ -76,6 +103,27 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.source: the target file is not given")
     if out["loss"] not in LOSSES:
         raise ValueError(f"{where}.{name}.loss: '{out['loss']}' is not one of {', '.join(LOSSES)}")
+    want = "ce" if out["targets"] in LABEL_KINDS else "mse"
+    if out["loss"] != want:
+        raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {want}, not {out['loss']}")
+    if out["pooling"] not in POOLINGS:
+        raise ValueError(f"{where}.{name}.pooling: '{out['pooling']}' is not one of {', '.join(POOLINGS)}")
+    if out["pooling"] != "none" and out["targets"] == "frame_vector":
+        raise ValueError(f"{where}.{name}.pooling: frame targets cannot be pooled")
+    if out["schedule"] not in SCHEDULES:
+        raise ValueError(f"{where}.{name}.schedule: '{out['schedule']}' is not one of {', '.join(SCHEDULES)}")
+    if not isinstance(out["grl"], bool):
+        raise ValueError(f"{where}.{name}.grl: must be true or false, got {out['grl']!r}")
+    if out["grl"] and out["schedule"] == "dynamic":
+        raise ValueError(f"{where}.{name}: dynamic weighting balances losses and cannot drive a "
+                         f"gradient reversal layer (use static or ramp)")
+    for k in ("tau", "gamma"):
+        try:
+            out[k] = float(out[k])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}.{name}.{k}: not a number: {out[k]!r}") from None
+        if not out[k] > 0:
+            raise ValueError(f"{where}.{name}.{k}: must be > 0, got {out[k]}")
     if not isinstance(out["period"], int) or out["period"] < 1:
         raise ValueError(f"{where}.{name}.period: must be a positive integer, got {out['period']!r}")
     if not isinstance(out["hidden"], list) or not all(isinstance(h, int) and h > 0 for h in out["hidden"]):
@@ -122,7 +170,10 @@ class TaskTargets:
     Attributes:
       name, kind, period: from the declaration.
       dim: target dimension K.
-      values: utterance -> ``(K,)`` (utt_vector) or ``(rows, K)`` (frame_vector) float32.
+      values: utterance -> ``(K,)`` (utt_vector, spk_vector) or ``(rows, K)``
+        (frame_vector) float32, or a class id ``()`` int64 (utt_label; -100 =
+        a label unknown to the training set, ignored by the loss).
+      classes: utt_label class names (K = len(classes)).
       source: the file they were read from (for messages).
     """
 
@@ -132,6 +183,7 @@ class TaskTargets:
     period: int
     source: str
     values: Dict[str, np.ndarray] = field(default_factory=dict)
+    classes: Optional[List[str]] = None  # utt_label: class names, index = class id
 
     def check(self, utt: str, num_frames: int) -> None:
         """Raise ValueError if ``utt`` has no target or too few rows for its frames."""
@@ -145,17 +197,54 @@ class TaskTargets:
                                  f"{self.source}, but {num_frames} frames need {need} (period {self.period})")
 
     def chunk(self, utt: str, start: int, length: int, num_frames: int) -> np.ndarray:
-        """Targets of frames ``start .. start + length - 1`` as ``(length, K) float32``;
-        frames past the end repeat the last frame's target (their loss is masked)."""
+        """Targets of frames ``start .. start + length - 1`` as ``(length, K) float32``
+        (labels: ``(length,) int64``); frames past the end repeat the last
+        frame's target (their loss is masked)."""
         v = self.values[utt]
+        if v.ndim == 0:
+            return np.full(length, v, dtype=np.int64)
         if v.ndim == 1:
             return np.broadcast_to(v, (length, self.dim))
         frames = np.minimum(np.arange(start, start + length), num_frames - 1)
         return v[np.minimum(frames // self.period, v.shape[0] - 1)]
 
 
-def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterable[str]) -> TaskTargets:
-    """Read a task's targets for ``utts`` of ``data_dir``.
+def load_labels(name: str, spec: Mapping[str, Any], data_dir: str, utts: List[str],
+                classes: Optional[List[str]] = None) -> TaskTargets:
+    """Utterance labels (``utt_label``) for ``utts`` from a ``<utt> <label>`` table.
+
+    Args: classes: the training set's classes (None: this is the training
+    set; its sorted labels become the classes). A label outside ``classes``
+    gets id -100 (ignored).
+    Raises: FileNotFoundError, ValueError (an utterance without a label),
+    naming the task and file.
+    """
+    from ..datadir import read_table
+
+    path = source_path(spec["source"], data_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"task {name}: target file {path} (tasks.{name}.source = "
+                                f"{spec['source']}) does not exist")
+    table = read_table(path)
+    missing = [u for u in utts if u not in table]
+    if missing:
+        raise ValueError(f"task {name}: {len(missing)} utterances have no label in {path}, "
+                         f"e.g. {', '.join(missing[:3])}")
+    if classes is None:
+        classes = sorted({table[u] for u in utts})
+        if len(classes) < 2:
+            raise ValueError(f"task {name}: {path} has {len(classes)} distinct label(s) for the training "
+                             f"utterances; a classification task needs at least 2")
+    index = {c: i for i, c in enumerate(classes)}
+    out = TaskTargets(name, spec["targets"], len(classes), 1, str(path), classes=list(classes))
+    for u in utts:
+        out.values[u] = np.asarray(index.get(table[u], -100), dtype=np.int64)
+    return out
+
+
+def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterable[str],
+                 classes: Optional[List[str]] = None) -> TaskTargets:
+    """Read a task's targets for ``utts`` of ``data_dir`` (labels: see :func:`load_labels`).
 
     Raises:
       FileNotFoundError: the target file does not exist (naming the task and the file).
@@ -166,6 +255,8 @@ def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterab
 
     from ..datadir import read_table
 
+    if spec["targets"] in LABEL_KINDS:
+        return load_labels(name, spec, data_dir, list(utts), classes)
     path = source_path(spec["source"], data_dir)
     if not path.is_file():
         raise FileNotFoundError(f"task {name}: target file {path} (tasks.{name}.source = "
@@ -222,7 +313,82 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return (se * mask).sum() / n.clamp(min=1)
 
 
-LOSS_FUNCTIONS = {"mse": mse_loss}
+def ce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (nats) averaged over the frames that count, or over the
+    sequences for a pooled head.
+
+    Args:
+      logits: ``(B, C, K)`` per frame, or ``(B, K)`` pooled; target: ``(B, C)``
+      int64 class ids (-100 = ignore); mask: ``(B, C)`` bool.
+    Returns: a scalar tensor (0 if nothing counts).
+    """
+    t = target.masked_fill(~mask, -100)
+    if logits.dim() == 2:  # pooled: one label per sequence (its first counted frame)
+        first = mask.float().argmax(1)
+        t = t.gather(1, first[:, None])[:, 0]
+        t = t.masked_fill(~mask.any(1), -100)
+    else:
+        logits = logits.reshape(-1, logits.shape[-1])
+        t = t.reshape(-1)
+    if bool((t == -100).all()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits, t, ignore_index=-100)
+
+
+LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss}
+
+
+def ramp(progress: float, gamma: float) -> float:
+    """lambda(p) = 2 / (1 + exp(-gamma p)) - 1 for training progress p in [0, 1]
+    (Ganin and Lempitsky 2015, sec. 5; seed 002 sec. 4, seed 004 sec. 2):
+    0 at the start, rising towards 1."""
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def dynamic_weights(losses: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    """Seed 003 eqs. 6-7, for any number of losses: lambda_k = min_j L_j / L_k,
+    so every weighted loss equals the smallest one. The weights are plain
+    floats: they are not differentiated through.
+
+    Args: losses: name -> scalar loss (positive). Returns: name -> weight.
+    """
+    vals = {k: float(v.detach()) for k, v in losses.items()}
+    m = min(vals.values())
+    return {k: (m / v if v > 0 else 1.0) for k, v in vals.items()}
+
+
+def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor],
+                 progress: float) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Loss weights and gradient-reversal scales of one training step.
+
+    Args:
+      cfg_tasks: resolved task declarations; losses: name -> loss, with
+        ``main``; progress: fraction of training done, in [0, 1].
+    Returns:
+      (weights, grl_scales): weights name -> multiplier of the loss in the
+      total (``main`` included: 1 unless dynamic weighting is used);
+      grl_scales task -> the reversal scale of tasks with ``grl``.
+
+    A task without ``grl`` has loss weight ``weight`` (static), ``weight *
+    ramp(p)`` or the dynamic weight. A task with ``grl`` always has loss
+    weight 1 (its head learns the task at full rate) and its scheduled
+    lambda scales the reversed gradient into the shared layers, so those
+    minimise CE - lambda * L_k (seed 002 eq. 1).
+    """
+    weights: Dict[str, float] = {"main": 1.0}
+    scales: Dict[str, float] = {}
+    dyn = [k for k, s in cfg_tasks.items() if s["schedule"] == "dynamic" and k in losses]
+    if dyn:
+        weights.update(dynamic_weights({k: losses[k] for k in ["main"] + dyn}))
+    for k, s in cfg_tasks.items():
+        if k not in losses or k in dyn:
+            continue
+        lam = s["weight"] * (ramp(progress, s["gamma"]) if s["schedule"] == "ramp" else 1.0)
+        if s["grl"]:
+            weights[k], scales[k] = 1.0, lam
+        else:
+            weights[k] = lam
+    return weights, scales
 
 
 def declared_tasks(cfg: Mapping[str, Any]) -> List[str]:

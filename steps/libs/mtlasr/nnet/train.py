@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
-from .tasks import LOSS_FUNCTIONS, resolve_fork
+from .tasks import LOSS_FUNCTIONS, resolve_fork, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
     aux = {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
-        aux[name] = (resolve_fork(spec["fork"], m["num_layers"], name), spec["hidden"], dim)
+        aux[name] = (resolve_fork(spec["fork"], m["num_layers"], name), spec["hidden"], dim,
+                     spec["pooling"], spec["tau"], spec["grl"])
     return AcousticModel(input_dim, num_pdfs, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"], aux)
 
 
@@ -95,12 +96,12 @@ def task_losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, aux: D
     ``main`` the mean CE per frame, the frame mask ``(B, C)``).
     """
     names = ["main"] + [n for n in aux]
-    out = model(x, heads=names)
-    logits = out["main"][:, sl]
     mask = y != IGNORE
+    out = model(x, heads=names, out_slice=sl, mask=mask)
+    logits = out["main"]
     losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
     for n, target in aux.items():
-        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n][:, sl], target, mask)
+        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n], target, mask)
     return logits, losses, mask
 
 
@@ -112,6 +113,7 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     model.eval()
     tot_loss, tot_correct, tot = 0.0, 0, 0
     aux_tot: Dict[str, float] = {n: 0.0 for n in data.aux}
+    aux_n: Dict[str, int] = {n: 0 for n in data.aux}
     sl = data.spec.out_slice
     for x, y, aux in data.minibatches(batch_size):
         x, y = x.to(device), y.to(device)
@@ -120,12 +122,15 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
         n = mask.sum().item()
         tot_loss += losses["main"].item() * n
         for k in aux_tot:
-            aux_tot[k] += losses[k].item() * n
+            # labels unseen in training (-100) do not count
+            nk = int((mask & (aux[k] != IGNORE)).sum()) if aux[k].dtype == torch.int64 else n
+            aux_tot[k] += losses[k].item() * nk
+            aux_n[k] += nk
         tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
         tot += n
     model.train()
     res = {"loss": tot_loss / max(tot, 1), "acc": tot_correct / max(tot, 1), "frames": tot}
-    res.update({f"{k}_loss": v / max(tot, 1) for k, v in aux_tot.items()})
+    res.update({f"{k}_loss": v / aux_n[k] for k, v in aux_tot.items() if aux_n[k] > 0})
     return res
 
 
@@ -213,10 +218,12 @@ class Trainer:
                                                     rank=self.rank, world_size=self.world_size):
                 x, y = x.to(self.device), y.to(self.device)
                 aux = {n: aux[n].to(self.device) for n in tasks}
+                progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
+                for n, s in self.grl_scales(tasks, progress).items():
+                    self.model.heads[n].grl_scale = s
                 _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
-                loss = losses["main"]
-                for n, spec in tasks.items():
-                    loss = loss + spec["weight"] * losses[n]
+                weights, _ = task_weights(tasks, losses, progress)
+                loss = sum(weights[n] * losses[n] for n in losses)
                 if not torch.isfinite(loss):
                     bad = ", ".join(f"{k} {v.item()}" for k, v in losses.items())
                     raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is not finite ({bad})")
@@ -266,6 +273,12 @@ class Trainer:
             logger.info("final.pt = epoch %d (%s)", best["epoch"],
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
+
+    @staticmethod
+    def grl_scales(tasks: Dict[str, Any], progress: float) -> Dict[str, float]:
+        """Gradient-reversal scale of every ``grl`` task at ``progress`` (before the forward pass)."""
+        dummy = {"main": torch.tensor(1.0), **{n: torch.tensor(1.0) for n in tasks}}
+        return task_weights(tasks, dummy, progress)[1]
 
     def best_record(self) -> Dict[str, Any]:
         if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
