@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# TIMIT LSTM-HMM recipe (seed 000's baseline): data prep, lang + phone bigram,
-# MFCC + CMVN, monophone GMM-HMM and alignments, LSTM-HMM training, decoding,
-# PER scoring. Runs on the TIMIT sample by default; give --timit for the LDC corpus.
+# TIMIT LSTM-HMM recipe (seed 000): data prep, lang + phone bigram, MFCC +
+# CMVN, monophone GMM-HMM and alignments, UBM + i-vector extractor +
+# i-vectors, LSTM-HMM training with optional auxiliary tasks (i-vector
+# regression), decoding, PER scoring. Runs on the TIMIT sample by default; give --timit for the LDC corpus.
 #
 # A rerun skips finished work and resumes unfinished work. Naming a stage
 # (--stage N) redoes stages N..stop-stage from scratch.
@@ -13,15 +14,24 @@ timit=                       # corpus root (LDC TIMIT/ or the NLTK sample); defa
 nj=4                         # parallel jobs
 nnet_config=                 # LSTM config (YAML); default conf/lstm.yaml (seed 000), conf/lstm_sample.yaml on the sample
 nnet_opts=                   # extra config overrides, e.g. "train.max_epochs=2 train.seed=1"
-nnet_tag=lstm                # exp/<tag>
+aux_task=                    # auxiliary task: conf/tasks/<name>.yaml (ivector, ivector_online, ivector_spk) or a YAML path
+aux_lambda=                  # its weight lambda (default: the one in its YAML)
+seed=                        # training seed (default: the config's)
+nnet_tag=                    # exp/<tag>; default lstm[_<aux-task>][_l<lambda>][_s<seed>]
+num_gauss=                   # UBM Gaussians (stage 4); default 256 (seed 000), 64 on the sample
+ivector_dim=                 # i-vector dimension (stage 4); default 100 (seed 000), 32 on the sample
+ivector_cmvn=none            # i-vector features' CMVN: none, utterance, or speaker (as the acoustic model)
+ivector_iters=10             # extractor EM iterations (stage 4)
 device=auto                  # training device: auto, cpu, cuda
 lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"                   # LM weights tried on dev
 help_message="Usage: $0 [options]
 e.g.: $0                                  # the whole recipe on the TIMIT sample
       $0 --timit /corpora/LDC93S1/TIMIT   # on the full corpus
       $0 --stage 5                        # retrain and rescore the LSTM from existing alignments
+      $0 --stage 5 --aux-task ivector --aux-lambda 1e-4   # seed 000's MTL system (exp/lstm_ivector_l1e-4)
 Stages: 0 data prep, 1 lang + LM, 2 MFCC + CMVN, 3 monophone GMM + alignments,
-        4 (i-vectors: reserved), 5 LSTM training, 6 decoding, 7 scoring + results."
+        4 UBM, i-vector extractor, i-vectors (+ speaker-verification EER check),
+        5 LSTM training, 6 decoding, 7 scoring + results."
 
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
@@ -36,6 +46,20 @@ force=false
 on_sample=false
 [ -z "$timit" ] && on_sample=true
 if [ -n "$stage" ]; then force=true; else stage=0; fi
+task_yaml=
+if [ -n "$aux_task" ]; then
+  task_yaml=$aux_task
+  [[ "$task_yaml" == *.yaml ]] || task_yaml=conf/tasks/$aux_task.yaml
+  [ -f "$task_yaml" ] || die "--aux-task $aux_task: no task config $task_yaml (see conf/tasks/)"
+  aux_name=$(basename "$task_yaml" .yaml)
+  [ -z "$aux_lambda" ] || nnet_opts="$nnet_opts tasks.$aux_name.weight=$aux_lambda"
+elif [ -n "$aux_lambda" ]; then
+  die "--aux-lambda needs --aux-task"
+fi
+[ -z "$seed" ] || nnet_opts="$nnet_opts train.seed=$seed"
+if [ -z "$nnet_tag" ]; then
+  nnet_tag=lstm${aux_task:+_$(basename "$task_yaml" .yaml)}${aux_lambda:+_l$aux_lambda}${seed:+_s$seed}
+fi
 mkdir -p exp/log
 start_all=$(date +%s)
 
@@ -86,14 +110,43 @@ stage3() {
   done
 }
 
+stage4() {
+  local s
+  # The sample's 96 training utterances cannot estimate a 100-dim total
+  # variability space (its rank is at most the number of utterances), nor
+  # 256 full covariances (114 frames each): it gets smaller defaults.
+  # MFCCs without CMVN by default: TIMIT has one channel, and per-speaker
+  # CMVN removes the speaker's spectral mean that the i-vector should carry
+  # (EER on the sample: none 15%, utterance 29%, speaker 36%; RESULTS.md).
+  if [ "$on_sample" = true ]; then num_gauss=${num_gauss:-64} ivector_dim=${ivector_dim:-32}; fi
+  num_gauss=${num_gauss:-256} ivector_dim=${ivector_dim:-100}
+  steps/ivector/train_diag_ubm.sh --nj "$nj" --cmd "$train_cmd" --num-gauss "$num_gauss" \
+    --cmvn-mode "$ivector_cmvn" --force "$force" data/train exp/ivector/diag_ubm
+  steps/ivector/train_full_ubm.sh --nj "$nj" --cmd "$train_cmd" --force "$force" \
+    data/train exp/ivector/diag_ubm exp/ivector/full_ubm
+  steps/ivector/train_ivector_extractor.sh --nj "$nj" --cmd "$train_cmd" --ivector-dim "$ivector_dim" \
+    --num-iters "$ivector_iters" --force "$force" data/train exp/ivector/full_ubm exp/ivector/extractor
+  for s in train dev test; do
+    steps/ivector/extract_ivectors.sh --nj "$nj" --cmd "$train_cmd" --online true --force "$force" \
+      data/$s exp/ivector/extractor exp/ivectors_$s
+  done
+  # Speaker identity in the i-vectors: verification between utterances of
+  # the held-out (dev + test) speakers, cosine scoring.
+  mkdir -p exp/ivectors_eer/log
+  python3 -m mtlasr.bin.ivector_eer --center exp/ivectors_train exp/ivectors_eer \
+    data/dev exp/ivectors_dev data/test exp/ivectors_test > exp/ivectors_eer/log/eer.log 2>&1 \
+    || die "EER check failed; see exp/ivectors_eer/log/eer.log"
+  log "i-vectors of held-out speakers: $(cat exp/ivectors_eer/eer)"
+}
+
 stage5() {
   local opts=()
   if [ -z "$nnet_config" ]; then
     if [ "$on_sample" = true ]; then nnet_config=conf/lstm_sample.yaml; else nnet_config=conf/lstm.yaml; fi
   fi
   for o in $nnet_opts; do opts+=(--set "$o"); done
-  steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --device "$device" --force "$force" \
-    "${opts[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"
+  steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --task-config "$task_yaml" \
+    --device "$device" --force "$force" "${opts[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"
 }
 
 stage6() {
@@ -118,6 +171,7 @@ run_stage 0 "data preparation" stage0
 run_stage 1 "dict, lang, phone bigram LM" stage1
 run_stage 2 "MFCC and CMVN" stage2
 run_stage 3 "monophone GMM-HMM, alignments, GMM decoding" stage3
+run_stage 4 "UBM, i-vector extractor, i-vectors" stage4
 run_stage 5 "LSTM-HMM training" stage5
 run_stage 6 "LSTM-HMM decoding" stage6
 run_stage 7 "scoring" stage7

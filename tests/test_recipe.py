@@ -1,4 +1,6 @@
-"""End to end: the TIMIT recipe on the sample with a tiny LSTM, plus resume checks.
+"""End to end: the TIMIT recipe on the sample with a tiny UBM / i-vector
+extractor and a tiny LSTM trained with the i-vector regression task, plus
+resume checks and task-declaration errors.
 
 The recipe runs in a scratch directory that links the toolkit's steps/,
 utils/, local/ and conf/, so the repository tree stays clean. One run is
@@ -30,9 +32,12 @@ def recipe(tmp_path_factory):
     d = tmp_path_factory.mktemp("recipe")
     for name in ("steps", "utils", "local", "conf", "path.sh", "cmd.sh", "run.sh"):
         (d / name).symlink_to(ROOT / name)
-    sh(f"./run.sh --timit {SAMPLE} --nj 2 --nnet-config conf/lstm_tiny.yaml --nnet-tag lstm_tiny "
-       "--lmwts '1 4 8'", d)
+    sh(f"./run.sh {RUN_OPTS}", d)
     return d
+
+
+RUN_OPTS = (f"--timit {SAMPLE} --nj 2 --nnet-config conf/lstm_tiny.yaml --nnet-tag lstm_tiny --lmwts '1 4 8' "
+            "--num-gauss 16 --ivector-dim 8 --ivector-iters 3 --aux-task ivector --aux-lambda 0.01")
 
 
 def per_of(path):
@@ -57,6 +62,49 @@ def test_run_produces_per_for_mono_and_lstm(recipe):
     assert (recipe / "exp/lstm_tiny/train_curve.png").stat().st_size > 1000
 
 
+def test_ivectors_for_every_set_and_speaker(recipe):
+    import kaldiio
+    import numpy as np
+
+    from mtlasr.datadir import read_table
+
+    for s in ("train", "dev", "test"):
+        utts = read_table(recipe / f"data/{s}/utt2spk")
+        iv = read_table(recipe / f"exp/ivectors_{s}/ivectors.scp")
+        assert set(iv) == set(utts), s
+        v = kaldiio.load_mat(next(iter(iv.values())))
+        assert v.shape == (8,) and np.all(np.isfinite(v))
+        spk = read_table(recipe / f"exp/ivectors_{s}/spk_ivectors.scp")
+        assert set(spk) == set(utts.values())
+        online = read_table(recipe / f"exp/ivectors_{s}/ivector_online.scp")
+        frames = read_table(recipe / f"data/{s}/utt2num_frames")
+        u = next(iter(online))
+        assert kaldiio.load_mat(online[u]).shape == (-(-int(frames[u]) // 10), 8)
+    objf = [float(l.split()[1]) for l in (recipe / "exp/ivector/extractor/objf").read_text().splitlines()]
+    assert len(objf) == 3 and objf[-1] > objf[0]
+    assert "EER" in (recipe / "exp/ivectors_eer/eer").read_text()
+
+
+def test_mtl_system_trained_with_the_ivector_task(recipe):
+    hist = json.loads((recipe / "exp/lstm_tiny/history.json").read_text())
+    assert "train_ivector_loss" in hist[0] and "valid_ivector_loss" in hist[0]
+    cfg = (recipe / "exp/lstm_tiny/config.yaml").read_text()
+    assert "ivectors_{set}/ivectors.scp" in cfg and "weight: 0.01" in cfg
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("tasks.iv.source=exp/nothing_{set}.scp", "target file exp/nothing_train.scp"),
+    ("tasks.iv.fork=7", "layer 7 does not exist"),
+])
+def test_bad_task_fails_before_training(recipe, tmp_path, override, msg):
+    p = sh("python3 -m mtlasr.bin.train_nnet --config conf/lstm_tiny.yaml --set tasks.iv.targets=utt_vector "
+           f"--set 'tasks.iv.source=exp/ivectors_{{set}}/ivectors.scp' --set '{override}' "
+           f"data/train exp/mono_ali {tmp_path}/x", recipe, check=False)
+    assert p.returncode != 0
+    assert msg in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "x/epoch-1.pt").exists()
+
+
 def test_alignments_cover_training_data(recipe):
     from mtlasr import gmm
 
@@ -69,8 +117,7 @@ def test_alignments_cover_training_data(recipe):
 
 def test_rerun_skips_finished_stages(recipe):
     before = (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns
-    p = sh("./run.sh --timit '{}' --nj 2 --nnet-config conf/lstm_tiny.yaml --nnet-tag lstm_tiny "
-           "--lmwts '1 4 8' --stop-stage 6".format(SAMPLE), recipe)
+    p = sh(f"./run.sh {RUN_OPTS} --stop-stage 6", recipe)
     assert "already trained; skipping" in p.stderr
     assert "already decoded; skipping" in p.stderr
     assert (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns == before

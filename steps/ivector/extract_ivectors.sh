@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Extract i-vectors with a trained extractor (Kaldi's sid/extract_ivectors.sh,
+# and with --online true the per-period matrices of
+# steps/online/nnet2/extract_ivectors_online.sh, computed here from the
+# cumulative statistics of each utterance's frames so far). Features and UBM
+# posteriors are prepared exactly as in training: cmvn_opts, delta_order and
+# posterior.conf are read from <extractor-dir>.
+# Writes in <out-dir>:
+#   ivectors.scp/.ark        one (D,) float32 i-vector per utterance
+#   spk_ivectors.scp/.ark    per speaker, the mean of its utterance i-vectors
+#                            (a speaker with one utterance gets that
+#                            utterance's i-vector unchanged)
+#   num_utts.ark             "<spk> <number of utterances averaged>"
+#   ivector_online.scp/.ark  with --online true: (ceil(T/period), D) per
+#                            utterance, row k from frames 0..k*period
+#   ivector_period           with --online true: the period in frames
+#   skipped_utts             "<utt> <reason>" for utterances without an
+#                            i-vector (no frames); the stage does not fail
+# Non-finite features are an error naming the utterance (see log/extract.*.log).
+set -euo pipefail
+
+nj=4
+cmd=utils/run_local.sh
+num_threads=1                 # BLAS threads per job (jobs run in parallel)
+online=false
+ivector_period=10
+force=false
+help_message="Usage: $0 [options] <data-dir> <extractor-dir> <out-dir>
+e.g.: $0 --nj 4 --online true data/dev exp/ivector/extractor exp/ivectors_dev"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/lib.sh
+. utils/parse_options.sh
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+data=$1 srcdir=$2 dir=$3
+export OMP_NUM_THREADS=$num_threads OPENBLAS_NUM_THREADS=$num_threads MKL_NUM_THREADS=$num_threads
+
+require_files "$data/feats.scp" "$data/cmvn.scp" "$data/utt2spk" "$data/spk2utt" \
+  "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
+  "$srcdir/delta_order" "$srcdir/posterior.conf"
+if [ "$force" = false ] && done_marker_ok "$dir" extract && [ "$dir/.extract.done" -nt "$srcdir/final.ie" ] &&
+   [ "$dir/.extract.done" -nt "$data/feats.scp" ] &&
+   { [ "$online" = false ] || { [ -f "$dir/ivector_period" ] && [ "$(cat "$dir/ivector_period")" = "$ivector_period" ]; }; }; then
+  log "$dir: i-vectors already extracted; skipping (--force true to redo)"
+  exit 0
+fi
+nspk=$(wc -l < "$data/spk2utt")
+[ "$nj" -gt "$nspk" ] && nj=$nspk
+rm -f "$dir/.extract.done" "$dir"/ivectors.[0-9]*.* "$dir"/ivector_online.[0-9]*.* "$dir"/skipped.[0-9]* \
+  "$dir/ivector_online.scp" "$dir/ivector_period"
+mkdir -p "$dir/log"
+utils/split_data.sh "$data" "$nj"
+sdata=$data/split$nj
+start=$(date +%s)
+$cmd --num-threads "$num_threads" JOB=1:"$nj" "$dir/log/extract.JOB.log" \
+  python3 -m mtlasr.bin.extract_ivectors --online "$online" --ivector-period "$ivector_period" \
+    "$srcdir" "$sdata/JOB" "$dir" JOB \
+  || die "i-vector extraction failed ($(grep -h ' ERROR ' "$dir"/log/extract.*.log | sed 's/.* ERROR //' | head -1));" \
+    "see $dir/log/extract.*.log"
+
+for n in $(seq "$nj"); do cat "$dir/skipped.$n"; done | sort > "$dir/skipped_utts.tmp"
+mv -f "$dir/skipped_utts.tmp" "$dir/skipped_utts"   # may be empty
+for n in $(seq "$nj"); do cat "$dir/ivectors.$n.scp"; done | sort > "$dir/ivectors.scp.tmp"
+[ -s "$dir/ivectors.scp.tmp" ] || die "no utterance of $data got an i-vector (see $dir/skipped_utts)"
+atomic_mv "$dir/ivectors.scp.tmp" "$dir/ivectors.scp"
+if [ "$online" = true ]; then
+  for n in $(seq "$nj"); do cat "$dir/ivector_online.$n.scp"; done | sort > "$dir/ivector_online.scp.tmp"
+  atomic_mv "$dir/ivector_online.scp.tmp" "$dir/ivector_online.scp"
+  echo "$ivector_period" > "$dir/ivector_period"
+fi
+rm -f "$dir"/skipped.[0-9]* "$dir"/ivectors.[0-9]*.scp "$dir"/ivector_online.[0-9]*.scp
+
+$cmd "$dir/log/spk_mean.log" \
+  python3 -m mtlasr.bin.ivector_mean "$data/spk2utt" "$dir/ivectors.scp" "$dir/spk_ivectors.ark" \
+    "$dir/spk_ivectors.scp" "$dir/num_utts.ark" \
+  || die "speaker averaging failed; see $dir/log/spk_mean.log"
+
+nskip=$(wc -l < "$dir/skipped_utts")
+[ "$nskip" -gt 0 ] && log "WARNING: $nskip utterances of $data skipped (listed in $dir/skipped_utts)"
+mark_done "$dir" extract
+log "$dir: $(wc -l < "$dir/ivectors.scp") utterance and $(wc -l < "$dir/spk_ivectors.scp") speaker i-vectors" \
+  "in $(( $(date +%s) - start )) s; job 1: $(grep -h 'frames/s' "$dir/log/extract.1.log" | sed 's/.*INFO //')"

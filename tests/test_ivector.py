@@ -1,0 +1,523 @@
+"""GMM-UBM and i-vector extractor (mtlasr.ivector), its programs and steps.
+
+Numerical checks against independent computations: scipy's Gaussian
+densities, the stacked-supervector form of the i-vector posterior, numerical
+integration over w of the frames' likelihood, EM monotonicity and the
+invariance of the prior re-parametrisation. Then input validation, and the
+four steps/ivector/ scripts end to end on the TIMIT sample with tiny
+settings.
+"""
+
+import logging
+import subprocess
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.linalg import block_diag
+from scipy.stats import multivariate_normal
+
+from mtlasr import ivector as iv
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT.parent / "shared" / "data" / "timit_sample"
+
+
+# ------------------------------------------------------------------ helpers
+def random_full_gmm(rng, c, f, spread=3.0):
+    a = rng.standard_normal((c, f, f)) * 0.5
+    covs = a @ a.transpose(0, 2, 1) + 0.5 * np.eye(f)
+    return iv.FullGmm(rng.dirichlet(np.ones(c) * 3), rng.standard_normal((c, f)) * spread, covs)
+
+
+def random_extractor(rng, c=4, f=3, d=2, prior_offset=5.0):
+    fgmm = random_full_gmm(rng, c, f)
+    return fgmm, iv.IvectorExtractor.from_full_gmm(fgmm, d, prior_offset=prior_offset, seed=1, init_scale=0.7)
+
+
+def frame_loglike_given_w(ie, x, idx, post, w):
+    """sum_t sum_k post_tk log N(x_t; M_c w, Sigma_c), frame by frame (scipy)."""
+    sigma = np.linalg.inv(ie.Sigma_inv)
+    total = 0.0
+    for t in range(x.shape[0]):
+        for c, p in zip(idx[t], post[t]):
+            if p > 0:
+                total += p * multivariate_normal(ie.M[c] @ w, sigma[c]).logpdf(x[t])
+    return total
+
+
+def sample_tv_data(rng, c=4, f=3, d=2, num_utts=40):
+    """Utterances from a small total-variability model, with the generating
+    Gaussian of each frame as its (hard) posterior."""
+    mu = rng.standard_normal((c, f)) * 3
+    t_mat = rng.standard_normal((c, f, d))
+    chol = np.linalg.cholesky(0.3 * np.eye(f))
+    utts = []
+    for _ in range(num_utts):
+        w = rng.standard_normal(d)
+        comp = rng.integers(0, c, rng.integers(50, 150))
+        x = mu[comp] + np.einsum("tfd,d->tf", t_mat[comp], w) + rng.standard_normal((len(comp), f)) @ chol.T
+        utts.append((x, comp[:, None].astype(np.int32), np.ones((len(comp), 1))))
+    return utts
+
+
+def write_data_dir(d, feats, spk_of):
+    """A data dir with feats.scp/cmvn.scp/utt2spk/spk2utt from utt -> (T, F)."""
+    d.mkdir(parents=True, exist_ok=True)
+    utts = sorted(feats)
+    kaldiio.save_ark(str(d / "feats.ark"), {u: feats[u].astype(np.float32) for u in utts},
+                     scp=str(d / "feats.scp"))
+    spks = sorted({spk_of(u) for u in utts})
+    stats = {}
+    for s in spks:
+        rows = [feats[u] for u in utts if spk_of(u) == s and feats[u].shape[0] > 0]
+        x = np.concatenate(rows) if rows else np.zeros((1, next(iter(feats.values())).shape[1]))
+        st = np.zeros((2, x.shape[1] + 1))
+        st[0, :-1], st[0, -1], st[1, :-1] = x.sum(0), x.shape[0], (x ** 2).sum(0)
+        stats[s] = st
+    kaldiio.save_ark(str(d / "cmvn.ark"), stats, scp=str(d / "cmvn.scp"))
+    (d / "utt2spk").write_text("".join(f"{u} {spk_of(u)}\n" for u in utts))
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(u for u in utts if spk_of(u) == s)}\n" for s in spks))
+
+
+# ----------------------------------------------------------- GMM densities
+def test_diag_and_full_loglikes_match_scipy():
+    rng = np.random.default_rng(0)
+    for c, k in ((4, 2), (40, 2)):  # the second takes the gathered path (C > 16 K)
+        fgmm = random_full_gmm(rng, c, 3)
+        dgmm = fgmm.to_diag()
+        x = rng.standard_normal((9, 3)) * 2
+        ref_full = np.stack([np.log(fgmm.weights[i]) + multivariate_normal(fgmm.means[i], fgmm.covars[i]).logpdf(x)
+                             for i in range(c)], 1)
+        ref_diag = np.stack([np.log(dgmm.weights[i]) + multivariate_normal(dgmm.means[i], np.diag(dgmm.vars[i])).logpdf(x)
+                             for i in range(c)], 1)
+        np.testing.assert_allclose(fgmm.loglikes(x), ref_full, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dgmm.loglikes(x), ref_diag, rtol=1e-10, atol=1e-10)
+        g = rng.permuted(np.tile(np.arange(c), (9, 1)), axis=1)[:, :k].astype(np.int32)
+        np.testing.assert_allclose(fgmm.loglikes(x, g), np.take_along_axis(ref_full, g, 1), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dgmm.loglikes(x, g), np.take_along_axis(ref_diag, g, 1), rtol=1e-10, atol=1e-10)
+        sel = dgmm.gselect(x, k)
+        assert (np.take_along_axis(ref_diag, sel, 1) >= np.sort(ref_diag, 1)[:, -k][:, None] - 1e-12).all()
+        assert (np.diff(np.take_along_axis(ref_diag, sel, 1), axis=1) <= 0).all()  # best first
+
+
+def test_save_load_and_accumulators_add(tmp_path):
+    rng = np.random.default_rng(1)
+    fgmm = random_full_gmm(rng, 5, 3)
+    dgmm = fgmm.to_diag()
+    fgmm.save(tmp_path / "a.ubm")
+    dgmm.save(tmp_path / "a.dubm")
+    assert isinstance(iv.load_gmm(tmp_path / "a.ubm"), iv.FullGmm)
+    np.testing.assert_array_equal(iv.load_gmm(tmp_path / "a.dubm").vars, dgmm.vars)
+    with pytest.raises(ValueError, match="expected a full_gmm"):
+        iv.FullGmm.load(tmp_path / "a.dubm")
+    x = rng.standard_normal((300, 3)) * 3
+    for gmm in (dgmm, fgmm):
+        whole, a, b = iv.make_acc(gmm), iv.make_acc(gmm), iv.make_acc(gmm)
+        whole.accumulate(gmm, x)
+        a.accumulate(gmm, x[:120])
+        b.accumulate(gmm, x[120:])
+        b.save(tmp_path / "b.acc")
+        a.add(iv.load_acc(tmp_path / "b.acc"))
+        np.testing.assert_allclose(a.occ, whole.occ)
+        np.testing.assert_allclose(a.x, whole.x)
+        assert a.loglike == pytest.approx(whole.loglike)
+
+
+# ------------------------------------------------------------ UBM training
+def test_diag_ubm_em_log_likelihood_rises():
+    rng = np.random.default_rng(2)
+    true = random_full_gmm(rng, 6, 4)
+    comp = rng.choice(6, 4000, p=true.weights)
+    x = true.means[comp] + np.einsum("tfg,tg->tf", np.linalg.cholesky(true.covars)[comp],
+                                     rng.standard_normal((4000, 4)))
+    # Plain EM from random frames (no splitting): monotone.
+    _, hist = iv.init_diag_ubm(x, 8, num_gauss_init=8, num_iters=8, min_count=1.0)
+    assert all(b >= a - 1e-9 for a, b in zip(hist, hist[1:])), hist
+    # With splitting, the final count is reached and the last (pure EM) iterations rise.
+    gmm, hist = iv.init_diag_ubm(x, 8, num_gauss_init=2, num_iters=8, min_count=1.0)
+    assert gmm.num_gauss == 8 and hist[-1] >= hist[-2] - 1e-9
+    # EM restricted to a fixed Gaussian selection is monotone too.
+    g = gmm.gselect(x, 3)
+    objf = []
+    for _ in range(4):
+        acc = iv.DiagGmmAcc(gmm.num_gauss, gmm.dim)
+        acc.accumulate(gmm, x, g)
+        gmm, o = acc.update(gmm, min_count=1.0)
+        objf.append(o)
+    assert all(b >= a - 1e-9 for a, b in zip(objf, objf[1:])), objf
+    # Full covariances from the diagonal UBM rise well above it.
+    full = iv.FullGmm.from_diag(gmm)
+    objf = []
+    for _ in range(4):
+        acc = iv.FullGmmAcc(full.num_gauss, full.dim)
+        acc.accumulate(full, x, g)
+        full, o = acc.update(full, min_count=1.0)
+        objf.append(o)
+    assert all(b >= a - 1e-9 for a, b in zip(objf, objf[1:])), objf
+
+
+def test_min_gaussian_weight_removes_light_gaussians():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1000, 2))
+    gmm = iv.DiagGmm(np.array([0.5, 0.5, 1e-8]) / (1 + 1e-8), np.array([[0, 0], [0.5, 0], [50, 50]]),
+                     np.ones((3, 2)))
+    acc = iv.DiagGmmAcc(3, 2)
+    acc.accumulate(gmm, x)
+    assert acc.update(gmm, min_count=1.0)[0].num_gauss == 3
+    assert acc.update(gmm, min_gaussian_weight=1e-4, min_count=1.0)[0].num_gauss == 2
+
+
+def test_floor_covariances_is_psd_max():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((5, 3, 2))
+    covs = a @ a.transpose(0, 2, 1)  # rank 2: singular
+    floor = 0.3 * np.eye(3) + 0.1
+    out, n = iv.floor_covariances(covs, floor)
+    assert n >= 5
+    for s, o in zip(covs, out):
+        assert np.linalg.eigvalsh(o - floor).min() > -1e-10
+        assert np.linalg.eigvalsh(o - s).min() > -1e-10
+
+
+# --------------------------------------------------- posteriors and stats
+def test_posteriors_sum_to_scale_and_are_pruned():
+    rng = np.random.default_rng(5)
+    fgmm = random_full_gmm(rng, 12, 3, spread=1.0)
+    x = rng.standard_normal((50, 3))
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=6, min_post=0.1, posterior_scale=0.3)
+    assert idx.shape == post.shape == (50, 6)
+    np.testing.assert_allclose(post.sum(1), 0.3)
+    nz = post[post > 0]
+    # kept entries were >= min_post before renormalisation, and renormalising only raises them
+    assert (nz >= 0.1 * 0.3 - 1e-12).all()
+    assert (post == 0).any()
+    # the best Gaussian of every frame is kept, even when all are below min_post
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=12, min_post=0.99)
+    assert ((post > 0).sum(1) >= 1).all()
+    np.testing.assert_allclose(post.sum(1), 1.0)
+
+
+def test_utterance_stats_match_dense_sums():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((20, 3))
+    idx = rng.integers(0, 5, (20, 2)).astype(np.int32)
+    idx[:, 1] = (idx[:, 0] + 1) % 5
+    post = rng.random((20, 2))
+    gamma, f, s = iv.utterance_stats(x, idx, post, 5, second_order=True)
+    dense = np.zeros((20, 5))
+    np.put_along_axis(dense, idx, post, 1)
+    np.testing.assert_allclose(gamma, dense.sum(0))
+    np.testing.assert_allclose(f, dense.T @ x)
+    np.testing.assert_allclose(s, np.einsum("tc,tf,tg->cfg", dense, x, x))
+
+
+# ------------------------------------------------------ i-vector extractor
+def test_posterior_matches_supervector_form():
+    rng = np.random.default_rng(7)
+    fgmm, ie = random_extractor(rng)
+    c, f, d = ie.M.shape
+    x = rng.standard_normal((15, f)) * 2
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05)
+    gamma, first, _ = iv.utterance_stats(x, idx, post, c)
+    mean, cov = ie.posterior(gamma[None], first[None])
+    # Stacked supervector model: T (CF x D), block-diagonal Sigma^-1 and N.
+    t_mat = ie.M.reshape(c * f, d)
+    sinv = block_diag(*ie.Sigma_inv)
+    n = np.kron(np.diag(gamma), np.eye(f))
+    mu0 = ie.prior_mean
+    prec = np.eye(d) + t_mat.T @ sinv @ n @ t_mat
+    centered = (first - gamma[:, None] * (ie.M @ mu0)).ravel()  # around the mean supervector M mu0
+    ref_mean = mu0 + np.linalg.solve(prec, t_mat.T @ sinv @ centered)
+    np.testing.assert_allclose(mean[0], ref_mean, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(cov[0], np.linalg.inv(prec), rtol=1e-8, atol=1e-10)
+    # The posterior mean maximises the (quadratic) log joint: zero gradient.
+    g = np.array([(frame_loglike_given_w(ie, x, idx, post, mean[0] + e) - 0.5 * np.sum((mean[0] + e - mu0) ** 2)
+                   - frame_loglike_given_w(ie, x, idx, post, mean[0] - e) + 0.5 * np.sum((mean[0] - e - mu0) ** 2))
+                  / 2e-4 for e in 1e-4 * np.eye(d)])
+    np.testing.assert_allclose(g, 0.0, atol=1e-5)
+    np.testing.assert_allclose(ie.extract(gamma[None], first[None])[0], mean[0] - mu0)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_log_likelihood_matches_quadrature(dim):
+    rng = np.random.default_rng(8 + dim)
+    fgmm, ie = random_extractor(rng, d=dim)
+    x = rng.standard_normal((12, 3)) * 2
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05)
+    gamma, first, second = iv.utterance_stats(x, idx, post, ie.num_gauss, second_order=True)
+    ll = ie.log_likelihood(gamma[None], first[None], second[None])[0]
+    # Gauss-Hermite quadrature around the posterior: w = mean + L z.
+    mean, cov = ie.posterior(gamma[None], first[None])
+    chol = np.linalg.cholesky(cov[0])
+    z1, wq1 = hermegauss(30)
+    grids = np.meshgrid(*[z1] * dim, indexing="ij")
+    z = np.stack([g.ravel() for g in grids], 1)
+    wq = np.prod(np.meshgrid(*[wq1] * dim, indexing="ij"), axis=0).ravel()
+    logs = np.array([frame_loglike_given_w(ie, x, idx, post, w)
+                     + multivariate_normal(ie.prior_mean, np.eye(dim)).logpdf(w) for w in mean[0] + z @ chol.T])
+    terms = logs + 0.5 * (z ** 2).sum(1)  # hermegauss integrates against exp(-z^2/2)
+    ref = np.log(np.sum(wq * np.exp(terms - terms.max()))) + terms.max() + np.log(np.linalg.det(chol))
+    assert ll == pytest.approx(ref, abs=1e-7)
+    assert ie.total_log_likelihood(gamma[None], first[None], second) == pytest.approx(ll)
+
+
+def test_extractor_em_objective_rises_and_prior_update_keeps_likelihood(tmp_path):
+    rng = np.random.default_rng(10)
+    utts = sample_tv_data(rng)
+    stats = [iv.utterance_stats(x, i, p, 4, second_order=True) for x, i, p in utts]
+    gamma = np.stack([s[0] for s in stats])
+    first = np.stack([s[1] for s in stats])
+    second = np.stack([s[2] for s in stats])
+    frames = sum(x.shape[0] for x, _, _ in utts)
+    allx = np.concatenate([u[0] for u in utts])
+    allc = np.concatenate([u[1][:, 0] for u in utts])
+    ubm = iv.FullGmm(np.bincount(allc) / len(allc), np.stack([allx[allc == c].mean(0) for c in range(4)]),
+                     np.stack([np.cov(allx[allc == c].T) for c in range(4)]))
+    ie = iv.IvectorExtractor.from_full_gmm(ubm, 2, prior_offset=10.0)
+    objf = []
+    for it in range(6):
+        # two jobs, summed through files
+        accs = []
+        for part in (slice(0, 15), slice(15, None)):
+            a = iv.IvectorExtractorAcc.for_extractor(ie)
+            n = sum(u[0].shape[0] for u in utts[part])
+            a.accumulate(ie, gamma[part], first[part], second[part].sum(0), n)
+            a.save(tmp_path / f"acc.{it}")
+            accs.append(iv.IvectorExtractorAcc.load(tmp_path / f"acc.{it}"))
+        accs[0].add(accs[1])
+        acc = accs[0]
+        assert acc.frames == frames
+        assert acc.objf == pytest.approx(ie.log_likelihood(gamma, first, second).sum())
+        objf.append(acc.objf_per_frame)
+        # The prior's M-step followed by the re-parametrisation: same likelihood.
+        no_prior = acc.update(ie, gaussian_min_count=1.0, update_prior=False)
+        m = acc.w_sum / acc.count
+        cov = acc.ww_sum / acc.count - np.outer(m, m)
+        before = no_prior.log_likelihood(gamma, first, second, prior_mean=m, prior_covar=cov).sum()
+        ie = acc.update(ie, gaussian_min_count=1.0)
+        after = ie.log_likelihood(gamma, first, second).sum()
+        assert after == pytest.approx(before, rel=1e-10, abs=1e-7)
+        assert ie.prior_mean[1:] == pytest.approx(0.0)
+    assert all(b >= a - 1e-9 for a, b in zip(objf, objf[1:])), objf
+    assert objf[-1] > objf[0] + 0.1
+    ie.save(tmp_path / "x.ie")
+    back = iv.IvectorExtractor.load(tmp_path / "x.ie")
+    np.testing.assert_array_equal(back.M, ie.M)
+    assert back.prior_offset == ie.prior_offset
+
+
+def test_online_ivectors_last_row_is_utterance_ivector():
+    rng = np.random.default_rng(11)
+    fgmm, ie = random_extractor(rng, c=6, d=3)
+    period = 10
+    x = rng.standard_normal((41, 3)) * 2  # T - 1 = 40 is a multiple of the period
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3)
+    online = ie.online_ivectors(x, idx, post, period)
+    assert online.shape == (5, 3)
+    for k in (0, 2, 4):  # row k: frames 0..k*period
+        t = k * period + 1
+        g, f, _ = iv.utterance_stats(x[:t], idx[:t], post[:t], ie.num_gauss)
+        np.testing.assert_allclose(online[k], ie.extract(g[None], f[None])[0], rtol=1e-10, atol=1e-10)
+    assert ie.online_ivectors(x[:43], idx[:43], post[:43], period).shape == (5, 3)  # ceil(43 / 10)
+
+
+# --------------------------------------------------------- bad input, CLIs
+@pytest.fixture
+def tiny_extractor_dir(tmp_path):
+    """An extractor dir for 2-dim features, delta order 0."""
+    rng = np.random.default_rng(12)
+    d = tmp_path / "ie"
+    d.mkdir()
+    fgmm = random_full_gmm(rng, 3, 2, spread=1.0)
+    fgmm.save(d / "final.ubm")
+    fgmm.to_diag().save(d / "final.dubm")
+    iv.IvectorExtractor.from_full_gmm(fgmm, 2, prior_offset=10.0).save(d / "final.ie")
+    iv.write_feature_opts(d, norm_vars=False, delta_order=0)
+    (d / "posterior.conf").write_text("--num-gselect=2\n--min-post=0.025\n--posterior-scale=1.0\n")
+    return d
+
+
+def test_empty_utterance_skipped_and_bad_features_named(tmp_path, tiny_extractor_dir, caplog):
+    from mtlasr.bin import extract_ivectors
+
+    rng = np.random.default_rng(13)
+    feats = {"spkA-u1": rng.standard_normal((30, 2)), "spkA-u2": np.zeros((0, 2)),
+             "spkB-u1": rng.standard_normal((25, 2))}
+    data = tmp_path / "data"
+    write_data_dir(data, feats, lambda u: u.split("-")[0])
+    skipped = []
+    with caplog.at_level(logging.WARNING):
+        got = dict(iv.iter_features(data, False, 0, dim=2, skipped=skipped))
+    assert sorted(got) == ["spkA-u1", "spkB-u1"]
+    assert skipped == [("spkA-u2", "no frames")]
+    assert "spkA-u2" in caplog.text
+    with pytest.raises(ValueError, match=r"spkA-u1.*does not match the model's 6.*feats\.scp"):
+        list(iv.iter_features(data, False, 0, dim=6))
+
+    out = tmp_path / "out"
+    assert extract_ivectors.main(["--online", "true", str(tiny_extractor_dir), str(data), str(out), "1"]) == 0
+    assert (out / "skipped.1").read_text() == "spkA-u2 no frames\n"
+    vecs = kaldiio.load_scp(str(out / "ivectors.1.scp"))
+    assert sorted(vecs) == ["spkA-u1", "spkB-u1"] and vecs["spkA-u1"].shape == (2,)
+    assert kaldiio.load_scp(str(out / "ivector_online.1.scp"))["spkB-u1"].shape == (3, 2)
+
+    feats["spkB-u1"][7, 1] = np.nan
+    write_data_dir(data, feats, lambda u: u.split("-")[0])
+    with pytest.raises(ValueError, match="utterance spkB-u1: non-finite"):
+        list(iv.iter_features(data, False, 0))
+    caplog.clear()
+    assert extract_ivectors.main([str(tiny_extractor_dir), str(data), str(tmp_path / "out2"), "1"]) == 1
+    assert "utterance spkB-u1: non-finite" in caplog.text
+    assert not (tmp_path / "out2" / "ivectors.1.scp").exists()
+
+
+def test_speaker_mean_of_single_utterance_is_its_ivector(tmp_path):
+    from mtlasr.bin import ivector_mean
+
+    vecs = {"a-1": np.array([1.0, 2.0]), "a-2": np.array([3.0, 4.0]), "b-1": np.array([-1.5, 0.25])}
+    iv.write_ark_scp(tmp_path / "iv.ark", tmp_path / "iv.scp", vecs.items())
+    (tmp_path / "spk2utt").write_text("a a-1 a-2\nb b-1\nc c-1\n")  # c: no i-vector (skipped)
+    assert ivector_mean.main([str(tmp_path / "spk2utt"), str(tmp_path / "iv.scp"), str(tmp_path / "spk.ark"),
+                              str(tmp_path / "spk.scp"), str(tmp_path / "num_utts.ark")]) == 0
+    spk = kaldiio.load_scp(str(tmp_path / "spk.scp"))
+    np.testing.assert_array_equal(spk["b"], np.float32([-1.5, 0.25]))
+    np.testing.assert_allclose(spk["a"], [2.0, 3.0])
+    assert "c" not in spk
+    assert (tmp_path / "num_utts.ark").read_text() == "a 2\nb 1\n"
+
+
+# --------------------------------------------------------- steps end to end
+STEPS = ["train_diag_ubm.sh", "train_full_ubm.sh", "train_ivector_extractor.sh", "extract_ivectors.sh"]
+
+
+def sh(cmd, cwd):
+    p = subprocess.run(["bash", "-c", f". ./path.sh && {cmd}"], cwd=cwd, capture_output=True, text=True,
+                       timeout=300)
+    if p.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+@pytest.mark.parametrize("script", STEPS)
+def test_step_help(script):
+    p = subprocess.run([str(ROOT / "steps/ivector" / script), "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0 and "Usage:" in p.stderr and "e.g.:" in p.stderr and "--nj" in p.stderr
+    p = subprocess.run([str(ROOT / "steps/ivector" / script)], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 1 and "Usage:" in p.stderr
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    if not SAMPLE.is_dir():
+        pytest.skip("TIMIT sample not found")
+    d = tmp_path_factory.mktemp("ivector_recipe")
+    for name in ("steps", "utils", "local", "conf", "path.sh", "cmd.sh", "run.sh"):
+        (d / name).symlink_to(ROOT / name)
+    sh(f"./run.sh --timit {SAMPLE} --nj 2 --stop-stage 2", d)
+    sh("steps/ivector/train_diag_ubm.sh --nj 2 --num-gauss 8 --num-iters-init 4 --num-iters 2 "
+       "data/train exp/diag_ubm", d)
+    sh("steps/ivector/train_full_ubm.sh --nj 2 --num-iters 2 data/train exp/diag_ubm exp/full_ubm", d)
+    sh("steps/ivector/train_ivector_extractor.sh --nj 2 --ivector-dim 5 --num-iters 2 "
+       "data/train exp/full_ubm exp/extractor", d)
+    sh("steps/ivector/extract_ivectors.sh --nj 2 --online true data/dev exp/extractor exp/ivectors_dev", d)
+    return d
+
+
+def objf(path):
+    return [float(line.split()[1]) for line in path.read_text().splitlines()]
+
+
+def test_steps_end_to_end(recipe):
+    exp = recipe / "exp"
+    assert iv.DiagGmm.load(exp / "diag_ubm/final.dubm").num_gauss <= 8
+    assert iv.FullGmm.load(exp / "full_ubm/final.ubm").dim == 39
+    assert (exp / "extractor/cmvn_opts").read_text() == "--norm-vars=true --cmvn-mode=speaker\n"
+    assert iv.IvectorExtractor.load(exp / "extractor/final.ie").M.shape[2] == 5
+    for name in ("diag_ubm", "full_ubm", "extractor"):
+        values = objf(exp / name / "objf")
+        assert len(values) == 2 and values[1] > values[0], (name, values)
+    assert "iteration 1: log-likelihood per frame" in (exp / "extractor/log/est.1.log").read_text()
+    assert "frames/s" in (exp / "extractor/log/acc.1.1.log").read_text()
+
+    out = exp / "ivectors_dev"
+    frames = dict(l.split() for l in (recipe / "data/dev/utt2num_frames").read_text().splitlines())
+    utt2spk = dict(l.split() for l in (recipe / "data/dev/utt2spk").read_text().splitlines())
+    vecs = {k: v for k, v in kaldiio.load_scp(str(out / "ivectors.scp")).items()}
+    online = kaldiio.load_scp(str(out / "ivector_online.scp"))
+    assert set(vecs) == set(frames) == set(online)
+    assert (out / "ivector_period").read_text().strip() == "10"
+    assert (out / "skipped_utts").read_text() == ""
+    for u, v in vecs.items():
+        assert v.shape == (5,) and v.dtype == np.float32 and np.isfinite(v).all()
+        assert online[u].shape == (-(-int(frames[u]) // 10), 5)
+    spk = kaldiio.load_scp(str(out / "spk_ivectors.scp"))
+    counts = dict(l.split() for l in (out / "num_utts.ark").read_text().splitlines())
+    assert set(spk) == set(utt2spk.values())
+    for s, v in spk.items():
+        mine = [vecs[u] for u in vecs if utt2spk[u] == s]
+        assert int(counts[s]) == len(mine)
+        np.testing.assert_allclose(v, np.mean(mine, axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_steps_rerun_skips_and_extractor_resumes(recipe):
+    p = sh("steps/ivector/train_diag_ubm.sh --nj 2 --num-gauss 8 --num-iters-init 4 --num-iters 2 "
+           "data/train exp/diag_ubm", recipe)
+    assert "already trained; skipping" in p.stderr
+    p = sh("steps/ivector/extract_ivectors.sh --nj 2 --online true data/dev exp/extractor exp/ivectors_dev", recipe)
+    assert "already extracted; skipping" in p.stderr
+    p = sh("steps/ivector/train_ivector_extractor.sh --nj 2 --ivector-dim 5 --num-iters 3 "
+           "data/train exp/full_ubm exp/extractor", recipe)
+    assert "resuming after iteration 1" in p.stderr
+    values = objf(recipe / "exp/extractor/objf")
+    assert len(values) == 3 and values[2] > values[1]
+    assert (recipe / "exp/extractor/final.ie").resolve().name == "3.ie"
+
+
+def test_extract_step_skips_empty_utterance_and_names_nan_one(recipe):
+    scp = dict(l.split(None, 1) for l in (recipe / "data/dev/feats.scp").read_text().splitlines())
+    utt2spk = dict(l.split() for l in (recipe / "data/dev/utt2spk").read_text().splitlines())
+    spk_a, spk_b = sorted(set(utt2spk.values()))[:2]
+    a = sorted(u for u in scp if utt2spk[u] == spk_a)[:3]
+    b = sorted(u for u in scp if utt2spk[u] == spk_b)[:1]
+    feats = {u: np.array(kaldiio.load_mat(scp[u])) for u in a + b}
+    feats[a[1]] = np.zeros((0, 13), dtype=np.float32)
+    write_data_dir(recipe / "data/bad", feats, utt2spk.get)
+    p = sh("steps/ivector/extract_ivectors.sh --nj 2 data/bad exp/extractor exp/ivectors_bad", recipe)
+    out = recipe / "exp/ivectors_bad"
+    assert (out / "skipped_utts").read_text() == f"{a[1]} no frames\n"
+    assert "1 utterances of data/bad skipped" in p.stderr
+    vecs = kaldiio.load_scp(str(out / "ivectors.scp"))
+    assert sorted(vecs) == sorted([a[0], a[2], b[0]])
+    spk = kaldiio.load_scp(str(out / "spk_ivectors.scp"))
+    np.testing.assert_array_equal(spk[spk_b], vecs[b[0]])  # a single utterance: its own i-vector
+    assert (out / "num_utts.ark").read_text() == f"{spk_a} 2\n{spk_b} 1\n"
+
+    feats[a[2]][5, 3] = np.nan  # not the speaker's first utterance: its CMVN stats are NaN too
+    write_data_dir(recipe / "data/bad", feats, utt2spk.get)
+    p = subprocess.run(["bash", "-c", ". ./path.sh && steps/ivector/extract_ivectors.sh --nj 2 --force true "
+                        "data/bad exp/extractor exp/ivectors_bad"], cwd=recipe, capture_output=True, text=True)
+    assert p.returncode != 0
+    assert f"utterance {a[2]}: non-finite features" in p.stderr
+
+
+def test_cmvn_modes(tmp_path):
+    rng = np.random.default_rng(21)
+    feats = {"spkA-u1": rng.standard_normal((30, 2)) + 5.0, "spkA-u2": rng.standard_normal((20, 2)) - 1.0}
+    data = tmp_path / "data"
+    write_data_dir(data, feats, lambda u: u.split("-")[0])
+    none = dict(iv.iter_features(data, False, 0, cmvn_mode="none"))
+    assert np.allclose(none["spkA-u1"], feats["spkA-u1"], atol=1e-5)
+    utt = dict(iv.iter_features(data, False, 0, cmvn_mode="utterance"))
+    assert np.allclose(utt["spkA-u1"].mean(0), 0, atol=1e-5) and np.allclose(utt["spkA-u2"].mean(0), 0, atol=1e-5)
+    spk = dict(iv.iter_features(data, False, 0, cmvn_mode="speaker"))
+    both = np.concatenate([spk["spkA-u1"], spk["spkA-u2"]])
+    assert np.allclose(both.mean(0), 0, atol=1e-5) and not np.allclose(spk["spkA-u1"].mean(0), 0, atol=0.1)
+    d = tmp_path / "m"
+    d.mkdir()
+    iv.write_feature_opts(d, True, 2, "none")
+    assert iv.read_cmvn_mode(d) == "none" and iv.read_feature_opts(d) == (True, 2)
+    with pytest.raises(ValueError, match="cmvn mode 'global'"):
+        list(iv.iter_features(data, False, 0, cmvn_mode="global"))
