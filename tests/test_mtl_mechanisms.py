@@ -141,3 +141,23 @@ def test_ce_frame_and_pooled():
         == pytest.approx(-math.log(0.75))
     all_unknown = ce_loss(logits, torch.full((1, 3), -100), mask)
     assert all_unknown.item() == 0.0 and np.isfinite(all_unknown.item())
+
+
+def test_frame_labels_from_alignment_phones(tmp_path):
+    (tmp_path / "phones.txt").write_text("<eps> 0\naa 1\nb 2\nsil 3\n#0 4\n")
+    phones = {"u1": np.array([3, 3, 1, 1, 2, 3])}
+    mono = task_spec("mono", {"targets": "frame_label", "source": str(tmp_path / "phones.txt"), "loss": "ce"})
+    t = load_targets("mono", mono, "data/x", ["u1"], frame_phones=phones)
+    assert t.classes == ["aa", "b", "sil"] and t.values["u1"].tolist() == [2, 2, 0, 0, 1, 2]
+    assert t.chunk("u1", 4, 4, 6).tolist() == [1, 2, 2, 2]  # past the end repeats the last frame
+    (tmp_path / "broad.map").write_text("# comment\naa vowel\nb stop\nsil silence\n")
+    broad = dict(mono, map=str(tmp_path / "broad.map"))
+    t = load_targets("broad", broad, "data/x", ["u1"], frame_phones=phones)
+    assert t.classes == ["silence", "stop", "vowel"] and t.values["u1"].tolist() == [0, 0, 2, 2, 1, 0]
+    with pytest.raises(ValueError, match="has 6 frame labels for 7 frames"):
+        t.check("u1", 7)
+    (tmp_path / "broad.map").write_text("aa vowel\nsil silence\n")
+    with pytest.raises(ValueError, match="utterance u1: phone b has no class"):
+        load_targets("broad", broad, "data/x", ["u1"], frame_phones=phones)
+    with pytest.raises(ValueError, match="pooled"):
+        task_spec("m", {"targets": "frame_label", "source": "p", "loss": "ce", "pooling": "mean"})

@@ -231,3 +231,26 @@ def test_speaker_vector_targets_follow_utt2spk(tmp_path):
     (data / "utt2spk").write_text("c-1 c\n")
     with pytest.raises(ValueError, match=r"e.g. c-1 \(speaker c\)"):
         load_targets("s", spec, str(data), ["c-1"])
+
+
+def test_staged_training_seed002(tmp_path):
+    """main stage: the shared layers train as without the task; aux stage:
+    only the auxiliary head moves; joint: everything."""
+    task = ["tasks.iv.targets=utt_vector", "tasks.iv.source=x", "tasks.iv.weight=1.0"]
+    _, h0 = train_toy(tmp_path, "stl", toy_cfg(tmp_path, ["train.max_epochs=1"]), False)
+    cfg = toy_cfg(tmp_path, task + ["train.max_epochs=3", "train.stages=[[main, 1], [aux, 1], [joint, 1]]"])
+    _, h = train_toy(tmp_path, "staged", cfg, True)
+    assert [r["stage"] for r in h] == ["main", "aux", "joint"]
+    ep = [torch.load(tmp_path / "staged" / f"epoch-{i}.pt", weights_only=False)["model"] for i in (1, 2, 3)]
+    stl = torch.load(tmp_path / "stl" / "epoch-1.pt", weights_only=False)["model"]
+    shared = [k for k in ep[0] if not k.startswith("heads.iv.")]
+    head = [k for k in ep[0] if k.startswith("heads.iv.")]
+    assert h[0]["train_loss"] == h0[0]["train_loss"]
+    assert all(torch.equal(ep[0][k], stl[k]) for k in shared)
+    assert all(torch.equal(ep[0][k], ep[1][k]) for k in shared)
+    assert not all(torch.equal(ep[0][k], ep[1][k]) for k in head)
+    assert not all(torch.equal(ep[1][k], ep[2][k]) for k in shared)
+    with pytest.raises(ValueError, match="the stages have 2 epochs"):
+        toy_cfg(tmp_path, task + ["train.max_epochs=3", "train.stages=[[main, 1], [joint, 1]]"])
+    with pytest.raises(ValueError, match="is not \\[main|aux|joint"):
+        toy_cfg(tmp_path, task + ["train.max_epochs=2", "train.stages=[[both, 2]]"])

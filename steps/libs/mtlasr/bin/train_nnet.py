@@ -65,8 +65,11 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
     ali = gmm.read_ali_dir(ali_dir)
     labels = {u: gmm.ali_to_pdf(tm, a) for u, a in ali.items()}
     usable = [u for u in feats if u in labels]
+    phones = None
+    if any(t["targets"] == "frame_label" for t in cfg["tasks"].values()):
+        phones = {u: gmm.ali_to_phones(tm, ali[u]) for u in usable}
     aux = {name: load_targets(name, tspec, data_dir, usable,
-                              train_aux[name].classes if train_aux else None)
+                              train_aux[name].classes if train_aux else None, phones)
            for name, tspec in cfg["tasks"].items()}
     for name, t in aux.items():
         logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)

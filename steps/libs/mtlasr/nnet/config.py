@@ -38,6 +38,10 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "num_threads": 2,          # torch CPU threads
         "early_stop_patience": 0,  # stop after this many epochs without a better valid loss (0 = never)
         "log_interval": 10,        # minibatches between progress lines
+        # Staged training (seed 002 sec. 4): [[main, E1], [aux, E2], [joint, E3]] trains
+        # the main task with the auxiliary heads on detached inputs, then the auxiliary
+        # heads alone, then everything; the epochs must add up to max_epochs. [] = joint.
+        "stages": [],
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
@@ -108,7 +112,40 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
             cur[parts[-1]] = value
         _merge(cfg, node, f"override {ov}", top=True)
     cfg["tasks"] = {name: task_spec(name, spec) for name, spec in cfg["tasks"].items()}
+    check_stages(cfg["train"])
     return cfg
+
+
+STAGE_KINDS = ("main", "aux", "joint")
+
+
+def check_stages(cfg_train: Dict[str, Any]) -> None:
+    """Check ``train.stages``: pairs ``[main|aux|joint, epochs]`` adding up to ``max_epochs``.
+
+    Raises: ValueError naming the problem.
+    """
+    stages = cfg_train["stages"] or []
+    if not isinstance(stages, list):
+        raise ValueError(f"train.stages: expected a list of [kind, epochs], got {stages!r}")
+    total = 0
+    for st in stages:
+        if (not isinstance(st, (list, tuple)) or len(st) != 2 or st[0] not in STAGE_KINDS
+                or not isinstance(st[1], int) or st[1] < 1):
+            raise ValueError(f"train.stages: {st!r} is not [main|aux|joint, positive epochs]")
+        total += st[1]
+    if stages and total != cfg_train["max_epochs"]:
+        raise ValueError(f"train.stages: the stages have {total} epochs, train.max_epochs is "
+                         f"{cfg_train['max_epochs']}")
+
+
+def stage_of(cfg_train: Dict[str, Any], epoch: int) -> str:
+    """The kind of training (``main``, ``aux`` or ``joint``) of 0-based ``epoch``."""
+    left = epoch
+    for kind, n in cfg_train["stages"] or []:
+        if left < n:
+            return kind
+        left -= n
+    return "joint"
 
 
 def save_config(cfg: Dict[str, Any], path: PathLike) -> None:

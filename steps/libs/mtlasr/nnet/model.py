@@ -156,6 +156,9 @@ class AcousticModel(nn.Module):
         self.trunk = LstmTrunk(input_dim, num_layers, cell_dim, proj_dim, dropout)
         self.heads = nn.ModuleDict({"main": nn.Linear(self.trunk.output_dim, num_pdfs)})
         self.forks: Dict[str, int] = {"main": num_layers}
+        # True: auxiliary heads read detached representations (their losses
+        # train the heads only, not the shared layers; staged training)
+        self.detach_aux = False
         for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
@@ -175,6 +178,8 @@ class AcousticModel(nn.Module):
             rep = layer_outs[self.forks[name] - 1]
             if out_slice is not None:
                 rep = rep[:, out_slice]
+            if self.detach_aux and name != "main":
+                rep = rep.detach()
             head = self.heads[name]
             out[name] = head(rep, mask) if isinstance(head, Head) else head(rep)
         return out

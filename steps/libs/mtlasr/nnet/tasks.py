@@ -27,6 +27,10 @@ Target kinds:
   ``utt2gender``, any utt2X file); classes are the labels of the training
   set, and a validation utterance whose label the training set lacks (a
   held-out speaker) is left out of that task's validation loss.
+- ``frame_label``: the phone of every frame in the main task's alignment,
+  as a monophone class or mapped through ``map`` (a ``<phone> <class>``
+  file, e.g. ``conf/broad_classes.map``); ``source`` is the phone symbol
+  table of the alignment (``data/lang/phones.txt``).
 - ``frame_vector``: an scp of ``(ceil(T / period), K)`` matrices (Kaldi's
   ``ivector_online.scp`` with ``--ivector-period``); frame t has row
   ``t // period``.
@@ -60,17 +64,18 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label")
+TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label", "frame_label")
 LOSSES = ("mse", "ce")
 FORK_NAMES = ("first", "mid", "last")
 POOLINGS = ("none", "mean", "max", "lse")
 SCHEDULES = ("static", "ramp", "dynamic")
-LABEL_KINDS = ("utt_label",)
+LABEL_KINDS = ("utt_label", "frame_label")
 
 TASK_DEFAULTS: Dict[str, Any] = {
     "targets": None,   # utt_vector | spk_vector | frame_vector
     "source": None,    # path template with {data} / {set}
     "period": 1,       # frame_vector: frames per target row (Kaldi's --ivector-period)
+    "map": None,       # frame_label: <phone> <class> file (none: one class per phone)
     "fork": "last",    # first | mid | last | 1-based layer index
     "hidden": [],      # hidden layer sizes of the head
     "loss": "mse",     # mse (vectors) | ce (labels)
@@ -108,7 +113,7 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {want}, not {out['loss']}")
     if out["pooling"] not in POOLINGS:
         raise ValueError(f"{where}.{name}.pooling: '{out['pooling']}' is not one of {', '.join(POOLINGS)}")
-    if out["pooling"] != "none" and out["targets"] == "frame_vector":
+    if out["pooling"] != "none" and out["targets"] in ("frame_vector", "frame_label"):
         raise ValueError(f"{where}.{name}.pooling: frame targets cannot be pooled")
     if out["schedule"] not in SCHEDULES:
         raise ValueError(f"{where}.{name}.schedule: '{out['schedule']}' is not one of {', '.join(SCHEDULES)}")
@@ -190,6 +195,8 @@ class TaskTargets:
         v = self.values.get(utt)
         if v is None:
             raise ValueError(f"task {self.name}: no target for utterance {utt} in {self.source}")
+        if self.kind == "frame_label" and len(v) != num_frames:
+            raise ValueError(f"task {self.name}: utterance {utt} has {len(v)} frame labels for {num_frames} frames")
         if self.kind == "frame_vector":
             need = -(-num_frames // self.period)
             if v.shape[0] < need:
@@ -203,6 +210,8 @@ class TaskTargets:
         v = self.values[utt]
         if v.ndim == 0:
             return np.full(length, v, dtype=np.int64)
+        if self.kind == "frame_label":
+            return v[np.minimum(np.arange(start, start + length), num_frames - 1)]
         if v.ndim == 1:
             return np.broadcast_to(v, (length, self.dim))
         frames = np.minimum(np.arange(start, start + length), num_frames - 1)
@@ -242,9 +251,67 @@ def load_labels(name: str, spec: Mapping[str, Any], data_dir: str, utts: List[st
     return out
 
 
+def load_frame_labels(name: str, spec: Mapping[str, Any], frame_phones: Mapping[str, np.ndarray],
+                      utts: List[str]) -> TaskTargets:
+    """Frame labels (``frame_label``): every frame's phone, mapped to a class.
+
+    Args:
+      frame_phones: utterance -> ``(T,) int`` phone ids of the main task's
+        alignment (``mtlasr.gmm.ali_to_phones``).
+      spec: ``source`` is the phone symbol table (``<phone> <id>``), ``map``
+        an optional ``<phone> <class>`` file (``#`` comments allowed).
+    Classes: the map's classes, sorted; without a map, every phone of the
+    table except ``<eps>`` and disambiguation symbols (``#n``).
+    Raises: FileNotFoundError, ValueError (a phone of the alignment missing
+    from the table or the map, naming it and the file).
+    """
+    from ..datadir import read_table
+
+    path = Path(spec["source"])
+    if not path.is_file():
+        raise FileNotFoundError(f"task {name}: phone table {path} (tasks.{name}.source) does not exist")
+    id2phone = {int(i): p for p, i in read_table(path).items()}
+    if spec["map"]:
+        mpath = Path(spec["map"])
+        if not mpath.is_file():
+            raise FileNotFoundError(f"task {name}: phone map {mpath} (tasks.{name}.map) does not exist")
+        pmap = {}
+        for lineno, line in enumerate(mpath.read_text().splitlines(), 1):
+            f = line.split("#", 1)[0].split()
+            if not f:
+                continue
+            if len(f) != 2:
+                raise ValueError(f"task {name}: {mpath}:{lineno}: expected '<phone> <class>', got {line!r}")
+            pmap[f[0]] = f[1]
+        classes = sorted(set(pmap.values()))
+    else:
+        pmap = {p: p for p in id2phone.values() if p != "<eps>" and not p.startswith("#")}
+        classes = [id2phone[i] for i in sorted(id2phone) if id2phone[i] in pmap]
+    index = {c: k for k, c in enumerate(classes)}
+    lut = np.full(max(id2phone) + 1, -1, dtype=np.int64)
+    for i, p in id2phone.items():
+        if p in pmap:
+            lut[i] = index[pmap[p]]
+    out = TaskTargets(name, "frame_label", len(classes), 1, str(path), classes=classes)
+    for u in utts:
+        ph = np.asarray(frame_phones[u], dtype=np.int64)
+        if ph.size and (ph.max() >= len(lut) or ph.min() < 0):
+            raise ValueError(f"task {name}: utterance {u}: phone id {int(ph.max())} is not in {path}")
+        lab = lut[ph]
+        if (lab < 0).any():
+            bad = id2phone.get(int(ph[lab < 0][0]), "?")
+            raise ValueError(f"task {name}: utterance {u}: phone {bad} has no class in "
+                             f"{spec['map'] or path}")
+        out.values[u] = lab
+    return out
+
+
 def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterable[str],
-                 classes: Optional[List[str]] = None) -> TaskTargets:
-    """Read a task's targets for ``utts`` of ``data_dir`` (labels: see :func:`load_labels`).
+                 classes: Optional[List[str]] = None,
+                 frame_phones: Optional[Mapping[str, np.ndarray]] = None) -> TaskTargets:
+    """Read a task's targets for ``utts`` of ``data_dir`` (labels: see
+    :func:`load_labels`; frame labels, which need ``frame_phones``: see
+    :func:`load_frame_labels`).
 
     Raises:
       FileNotFoundError: the target file does not exist (naming the task and the file).
@@ -255,6 +322,10 @@ def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterab
 
     from ..datadir import read_table
 
+    if spec["targets"] == "frame_label":
+        if frame_phones is None:
+            raise ValueError(f"task {name}: frame_label targets need the alignment's phones")
+        return load_frame_labels(name, spec, frame_phones, list(utts))
     if spec["targets"] in LABEL_KINDS:
         return load_labels(name, spec, data_dir, list(utts), classes)
     path = source_path(spec["source"], data_dir)

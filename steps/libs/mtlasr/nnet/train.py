@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
+from .config import stage_of
 from .tasks import LOSS_FUNCTIONS, resolve_fork, task_weights
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,8 @@ class Trainer:
         self.ddp_model = self.model
         if world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                self.model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=bool(cfg["tasks"]))  # staged training leaves some unused
 
     # ------------------------------------------------------------ state
     def state(self, epoch: int) -> Dict[str, Any]:
@@ -210,6 +212,12 @@ class Trainer:
             lr = lr_at(epoch, tc)
             for g in self.opt.param_groups:
                 g["lr"] = lr
+            stage = stage_of(tc, epoch)
+            self.model.detach_aux = stage in ("main", "aux")
+            if tc["stages"] and self.rank == 0:
+                logger.info("epoch %d: %s", epoch + 1, {"main": "main task; auxiliary heads on detached inputs",
+                                                       "aux": "auxiliary heads only",
+                                                       "joint": "all tasks jointly"}[stage])
             t0 = time.time()
             tot_loss, tot_frames, nb = 0.0, 0, 0
             aux_tot = {n: 0.0 for n in tasks}
@@ -223,15 +231,20 @@ class Trainer:
                     self.model.heads[n].grl_scale = s
                 _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
                 weights, _ = task_weights(tasks, losses, progress)
-                loss = sum(weights[n] * losses[n] for n in losses)
-                if not torch.isfinite(loss):
-                    bad = ", ".join(f"{k} {v.item()}" for k, v in losses.items())
-                    raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is not finite ({bad})")
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc["grad_clip"] > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
-                self.opt.step()
+                if stage == "aux":
+                    weights["main"] = 0.0
+                # (a weight can be 0: lambda = 0, a ramp at p = 0, the main task in stage aux)
+                # Parameters that get no gradient (None) are not moved by the optimiser.
+                loss = sum(weights[n] * losses[n] for n in losses if weights[n] != 0.0)
+                if torch.is_tensor(loss):
+                    if not torch.isfinite(loss):
+                        bad = ", ".join(f"{k} {v.item()}" for k, v in losses.items())
+                        raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is not finite ({bad})")
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if tc["grad_clip"] > 0:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
+                    self.opt.step()
                 n = int(mask.sum())
                 tot_loss += losses["main"].item() * n
                 for k in aux_tot:
@@ -245,7 +258,7 @@ class Trainer:
                                 "".join(f", {k} {v / max(tot_frames, 1):.4f}" for k, v in aux_tot.items()),
                                 tot_frames * self.world_size / max(el, 1e-9), lr)
             secs = time.time() - t0
-            rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(tot_frames, 1),
+            rec = {"epoch": epoch + 1, "lr": lr, "stage": stage, "train_loss": tot_loss / max(tot_frames, 1),
                    "train_frames": tot_frames * self.world_size, "seconds": secs,
                    "frames_per_second": tot_frames * self.world_size / max(secs, 1e-9)}
             rec.update({f"train_{k}_loss": v / max(tot_frames, 1) for k, v in aux_tot.items()})
