@@ -48,7 +48,9 @@ POOLINGS = ("mean", "frame")
 def resolve_layers(specs: Union[str, Iterable[Union[str, int]]], num_layers: int) -> List[int]:
     """1-based layer indices from a spec such as ``"all"``, ``"1 2 3"`` or
     ``"first mid last"`` (names as in :func:`mtlasr.nnet.tasks.resolve_fork`:
-    seed 002's IN, MID, OUT). Duplicates are removed; the result is sorted.
+    seed 002's IN, MID, OUT). ``0`` or ``input`` is the network input (the
+    normalised features), a reference point not included in ``all``.
+    Duplicates are removed; the result is sorted.
 
     Raises: ValueError naming a layer that does not exist in a model of
     ``num_layers`` shared layers.
@@ -61,6 +63,9 @@ def resolve_layers(specs: Union[str, Iterable[Union[str, int]]], num_layers: int
         if tok == "all":
             out.update(range(1, num_layers + 1))
             continue
+        if tok in ("input", "0", 0):
+            out.add(0)
+            continue
         val: Union[str, int] = tok
         if isinstance(tok, str) and tok.lstrip("-").isdigit():
             val = int(tok)
@@ -68,7 +73,7 @@ def resolve_layers(specs: Union[str, Iterable[Union[str, int]]], num_layers: int
             out.add(resolve_fork(val, num_layers, "probe"))
         except ValueError:
             raise ValueError(f"layer {tok!r} does not exist: the model has {num_layers} shared layers "
-                             f"(use all, first, mid, last or 1..{num_layers})") from None
+                             f"(use all, first, mid, last, input or 0..{num_layers})") from None
     return sorted(out)
 
 
@@ -84,16 +89,16 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
       cfg: its config; ``cfg["chunk"]`` gives the chunk geometry.
       feats: utterance -> ``(T, D) float32`` features, normalised as in
         training (``cfg["features"]``).
-      layers: 1-based layer indices.
+      layers: 1-based layer indices; 0 gives the input features themselves.
       device: where the model runs; one utterance (all its chunks) per batch.
     Returns: layer -> utterance -> ``(T, H) float32`` (H = the trunk's
       output size), in the order of ``feats``.
-    Raises: ValueError for a layer outside 1..num_layers or an utterance
+    Raises: ValueError for a layer outside 0..num_layers or an utterance
       with no frames.
     """
     num_layers = len(model.trunk.layers)
     for lay in layers:
-        if isinstance(lay, bool) or not isinstance(lay, (int, np.integer)) or not 1 <= lay <= num_layers:
+        if isinstance(lay, bool) or not isinstance(lay, (int, np.integer)) or not 0 <= lay <= num_layers:
             raise ValueError(f"layer {lay!r} does not exist: the model has {num_layers} shared layers")
     spec = ChunkSpec(**cfg["chunk"])
     upto = max(layers)
@@ -107,9 +112,11 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
                 t = x.shape[0]
                 if t == 0:
                     raise ValueError(f"utterance {utt} has no frames")
-                outs = model.trunk(utterance_chunks(np.asarray(x, dtype=np.float32), spec).to(device), upto=upto)
+                outs = (model.trunk(utterance_chunks(np.asarray(x, dtype=np.float32), spec).to(device), upto=upto)
+                        if upto > 0 else [])
                 for lay in out:
-                    out[lay][utt] = unchunk(outs[lay - 1], spec, t).float().cpu().numpy()
+                    out[lay][utt] = (np.array(x, dtype=np.float32) if lay == 0 else
+                                     unchunk(outs[lay - 1], spec, t).float().cpu().numpy())
     finally:
         model.train(was_training)
     return out
