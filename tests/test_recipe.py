@@ -167,3 +167,18 @@ def test_bad_config_key_fails_before_training(recipe, tmp_path):
     assert p.returncode != 0
     assert "max_epoch" in p.stderr
     assert not (tmp_path / "x/epoch-1.pt").exists()
+
+
+def test_linguistic_and_adversarial_tasks_train_staged(recipe, tmp_path):
+    """Broad phone classes (frame labels) and an adversarial speaker branch
+    train together, staged as in seed 002, from their shipped configs."""
+    p = sh("python3 -m mtlasr.bin.train_nnet --config conf/lstm_tiny.yaml --config conf/tasks/broad_class.yaml "
+           "--config conf/tasks/speaker_adv.yaml --set train.max_epochs=3 "
+           "--set 'train.stages=[[main, 1], [aux, 1], [joint, 1]]' --set tasks.speaker_adv.hidden=[8] "
+           "--valid-data data/dev --valid-ali exp/mono_ali_dev "
+           f"data/train exp/mono_ali {tmp_path}/m", recipe)
+    hist = json.loads((tmp_path / "m/history.json").read_text())
+    assert [r["stage"] for r in hist] == ["main", "aux", "joint"]
+    assert "valid_broad_class_loss" in hist[0] and "train_speaker_adv_loss" in hist[0]
+    assert "valid_speaker_adv_loss" not in hist[0]  # dev speakers are not training speakers
+    assert "16 of 16 utterances have labels unseen in training" in p.stderr

@@ -73,7 +73,7 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
            for name, tspec in cfg["tasks"].items()}
     for name, t in aux.items():
         logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)
-        if t.classes is not None:
+        if t.kind == "utt_label":
             unknown = sum(int(v) < 0 for v in t.values.values())
             if unknown:
                 logger.info("%s: task %s: %d of %d utterances have labels unseen in training; their "
