@@ -254,3 +254,19 @@ def test_staged_training_seed002(tmp_path):
         toy_cfg(tmp_path, task + ["train.max_epochs=3", "train.stages=[[main, 1], [joint, 1]]"])
     with pytest.raises(ValueError, match="is not \\[main|aux|joint"):
         toy_cfg(tmp_path, task + ["train.max_epochs=2", "train.stages=[[both, 2]]"])
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "conf"
+    models = sorted(root.glob("lstm*.yaml"))
+    tasks = sorted((root / "tasks").glob("*.yaml"))
+    assert models and len(tasks) >= 7
+    for m in models:
+        load_config(m)
+    for t in tasks:
+        cfg = load_config([models[0], t])
+        assert cfg["tasks"], t
+        for name, spec in cfg["tasks"].items():
+            resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
