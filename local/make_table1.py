@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_mtl_table import write_into  # noqa: E402  (local/, beside this script)
+
 logger = logging.getLogger("make_table1")
 
 # Seed 000, Table 1 (TIMIT dev / core test PER %, mean of 3 seeds).
 PAPER = {"0": (20.07, 21.70), "1e-4": (19.53, 20.87), "5e-4": (19.70, 20.97),
          "1e-3": (20.10, 21.37), "5e-3": (27.87, 28.80)}
-BEGIN, END = "<!-- table1:begin -->", "<!-- table1:end -->"
 
 
 def get_parser():
@@ -144,19 +146,6 @@ def plot(rows, lambdas, path):
     os.replace(tmp, path)
 
 
-def write_into(results, block):
-    p = Path(results)
-    text = p.read_text() if p.is_file() else ""
-    new = f"{BEGIN}\n{block}{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + new + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
-
-
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = get_parser().parse_args(argv)
@@ -182,7 +171,7 @@ def main(argv=None):
         fig = Path(args.figure)
     if args.results:
         link = os.path.relpath(fig, Path(args.results).resolve().parent) if fig.is_absolute() else fig
-        write_into(args.results, table + f"\n![Fig. 3: PER against lambda]({link})\n")
+        write_into(args.results, "table1", table + f"\n![Fig. 3: PER against lambda]({link})\n")
     logger.info("wrote %s/table1.md and %s/fig3.png", out, out)
     return 0
 
