@@ -69,7 +69,8 @@ import sys
 from pathlib import Path
 sys.path.insert(0, "local")
 from make_mtl_table import write_into
-write_into(sys.argv[1], "probe", Path(sys.argv[2]).read_text() + f"\nCommand: `{sys.argv[3]}`.\n")
+text = "".join(l for l in Path(sys.argv[2]).read_text().splitlines(True) if not l.startswith("# "))
+write_into(sys.argv[1], "probe", text.lstrip("\n") + f"\nWhole comparison: `{sys.argv[3]}`.\n")
 PY
 fi
 [ -z "$figure" ] || { mkdir -p "$(dirname "$figure")"; cp "$out/probe/probe.png" "$figure"; }
