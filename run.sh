@@ -52,7 +52,11 @@ if [ -n "$aux_task" ]; then
   [[ "$task_yaml" == *.yaml ]] || task_yaml=conf/tasks/$aux_task.yaml
   [ -f "$task_yaml" ] || die "--aux-task $aux_task: no task config $task_yaml (see conf/tasks/)"
   aux_name=$(basename "$task_yaml" .yaml)
-  [ -z "$aux_lambda" ] || nnet_opts="$nnet_opts tasks.$aux_name.weight=$aux_lambda"
+  if [ -n "$aux_lambda" ]; then
+    grep -q "^  $aux_name:" "$task_yaml" \
+      || die "--aux-lambda sets tasks.$aux_name.weight, but $task_yaml declares no task $aux_name (set each weight with --nnet-opts)"
+    nnet_opts="$nnet_opts tasks.$aux_name.weight=$aux_lambda"
+  fi
 elif [ -n "$aux_lambda" ]; then
   die "--aux-lambda needs --aux-task"
 fi
