@@ -55,6 +55,10 @@ def main(argv=None):
             spe = f"{sum(r['seconds'] for r in h) / len(h):.1f}"
             ep = str(len(h))
         rows.append(f"| {sys_name} | {dper:.2f} | {tper:.2f} | {tsdi} | {lmwt} | {fps} | {spe} | {ep} |")
+    eer = Path("exp/ivectors_eer/eer")
+    if eer.is_file():
+        rows.append("")
+        rows.append(f"i-vectors of the held-out speakers (exp/ivectors_eer/eer): {eer.read_text().strip()}")
     stage_times = Path("exp/log/stage_times.log")
     text = "\n".join(rows) + "\n"
     text += f"\n{date.today()} on {platform.node() or 'this host'}, {os.cpu_count()} CPUs ({platform.machine()}).\n"
