@@ -30,10 +30,17 @@ if [ -d "$dir/timit" ] && check "$dir/timit"; then
 fi
 mkdir -p "$dir"
 log "downloading $url"
+rc=0
 if command -v wget >/dev/null; then
-  wget -q -O "$dir/timit.zip.tmp" "$url"
+  wget -q -O "$dir/timit.zip.tmp" "$url" || rc=$?
 else
-  curl -fsSL -o "$dir/timit.zip.tmp" "$url"
+  curl -fsSL -o "$dir/timit.zip.tmp" "$url" || rc=$?
+fi
+if [ "$rc" -ne 0 ]; then
+  rm -f "$dir/timit.zip.tmp"
+  die "download of $url failed (exit code $rc). Without network, give the corpus with" \
+      "./run.sh --timit DIR (the NLTK sample dir or the LDC TIMIT/), or put the sample at" \
+      "../shared/data/timit_sample beside the checkout"
 fi
 mv "$dir/timit.zip.tmp" "$dir/timit.zip"
 rm -rf "$dir/timit.tmp"

@@ -23,7 +23,7 @@ from mtlasr import features
 from mtlasr.gmm import read_ali, write_ali
 
 REPO = Path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE = REPO.parent / "shared" / "data" / "timit_sample"
+from conftest import SAMPLE  # noqa: E402
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"TIMIT sample not found at {SAMPLE}")
 
 

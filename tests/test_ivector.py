@@ -22,7 +22,7 @@ from scipy.stats import multivariate_normal
 from mtlasr import ivector as iv
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT.parent / "shared" / "data" / "timit_sample"
+from conftest import SAMPLE  # noqa: E402
 
 
 # ------------------------------------------------------------------ helpers

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT.parent / "shared" / "data" / "timit_sample"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="TIMIT sample not found")
+from conftest import SAMPLE  # noqa: E402
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"TIMIT sample not found at {SAMPLE} (set TIMIT_SAMPLE)")
 
 
 def sh(cmd, cwd, check=True):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE = REPO.parent / "shared" / "data" / "timit_sample"
+from conftest import SAMPLE  # noqa: E402
 PREP = "local/timit_data_prep.py"
 MAP = REPO / "conf" / "phones.60-48-39.map"
 
