@@ -18,17 +18,16 @@ block between ``<!-- table1:begin -->`` and ``<!-- table1:end -->`` in FILE
 """
 
 import argparse
-import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_mtl_table import write_into  # noqa: E402  (local/, beside this script)
+from make_mtl_table import fmt, rel, write_into  # noqa: E402  (local/, beside this script)
+from make_mtl_table import collect as collect_group  # noqa: E402
 
 logger = logging.getLogger("make_table1")
 
@@ -51,45 +50,9 @@ def get_parser():
     return p
 
 
-def read_per(path):
-    """PER % from a local/score.sh ``per`` line."""
-    m = re.match(r"%PER ([\d.]+) ", path.read_text())
-    if not m:
-        raise ValueError(f"{path}: not a PER line")
-    return float(m.group(1))
-
-
 def collect(exp, prefix, lambdas, seeds):
-    """{lambda: [(seed, dev, test, s/epoch), ...]} of the scored systems."""
-    rows = {}
-    for lam in lambdas:
-        rows[lam] = []
-        for s in seeds:
-            d = Path(exp) / f"{prefix}_l{lam}_s{s}"
-            dev, test = d / "decode_dev" / "per", d / "decode_test" / "per"
-            if not (dev.is_file() and test.is_file()):
-                logger.warning("%s: not scored; left out", d)
-                continue
-            spe = float("nan")
-            if (d / "history.json").is_file():
-                h = json.loads((d / "history.json").read_text())
-                spe = float(np.mean([r["seconds"] for r in h]))
-            rows[lam].append((s, read_per(dev), read_per(test), spe))
-    return rows
-
-
-def fmt(values):
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
-
-
-def rel(base, values):
-    if not values or not base:
-        return "-"
-    return f"{100 * (np.mean(base) - np.mean(values)) / np.mean(base):+.1f}"
+    """{lambda: [(seed, dev PER, test PER, s/epoch), ...]} of exp/<prefix>_l<lambda>_s<seed> that are scored."""
+    return {lam: collect_group(exp, f"{prefix}_l{lam}", seeds) for lam in lambdas}
 
 
 def make_table(rows, lambdas, command):
@@ -118,12 +81,9 @@ def make_table(rows, lambdas, command):
 
 
 def plot(rows, lambdas, path):
-    import matplotlib
+    from mtlasr.plot import save, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = subplots(figsize=(6, 3.8))
     xs = np.arange(len(lambdas))
     for k, name, marker in ((1, "dev set", "o"), (2, "test set", "s")):
         means = [np.mean([r[k] for r in rows[lam]]) if rows[lam] else np.nan for lam in lambdas]
@@ -139,11 +99,7 @@ def plot(rows, lambdas, path):
     ax.set_title("PER against λ (mean ± std over seeds; dots: single runs)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    tmp = str(path) + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save(fig, path, dpi=110)
 
 
 def main(argv=None):

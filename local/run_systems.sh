@@ -41,13 +41,12 @@ logdir=$(dirname "$systems")/log
 mkdir -p "$logdir"
 
 # Check every line before starting anything.
-while read -r name tasks rest; do
+while read -r name tasks _; do
   [ -z "$name" ] || [[ "$name" == \#* ]] && continue
   [ -n "$tasks" ] || die "$systems: system $name: no task field ('-' for none)"
   if [ "$tasks" != - ]; then
     for t in ${tasks//,/ }; do [ -f "$t" ] || die "$systems: system $name: no task config $t"; done
   fi
-  : "$rest"
 done < "$systems"
 
 # run_one NAME TASKS OVERRIDES...: train, decode and score one system.

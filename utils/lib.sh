@@ -59,3 +59,19 @@ atomic_mv() {
   [ -s "$1" ] || die "atomic_mv: $1 is missing or empty; not moving to $2"
   mv -f "$1" "$2"
 }
+
+# config_fresh DIR CONFIG FILE...: succeed if DIR/config holds CONFIG (a
+# step's options) and is newer than every FILE (its inputs), i.e. DIR was
+# made, or is being made, from these options and inputs.
+config_fresh() {
+  local dir=$1 config=$2 f
+  shift 2
+  [ -f "$dir/config" ] && [ "$(cat "$dir/config")" = "$config" ] || return 1
+  for f in "$@"; do [ "$dir/config" -nt "$f" ] || return 1; done
+}
+
+# write_config DIR CONFIG: record a step's options in DIR/config, atomically.
+write_config() {
+  printf '%s\n' "$2" > "$1/config.tmp"
+  atomic_mv "$1/config.tmp" "$1/config"
+}

@@ -43,18 +43,17 @@ nspk=$(wc -l < "$data/spk2utt")
 config="data=$data nj=$nj num_gauss=$num_gauss num_gauss_init=$num_gauss_init num_iters_init=$num_iters_init"
 config+=" num_iters=$num_iters num_gselect=$num_gselect num_frames=$num_frames delta_order=$delta_order"
 config+=" norm_vars=$norm_vars cmvn_mode=$cmvn_mode min_gaussian_weight=$min_gaussian_weight seed=$seed"
+inputs=("$data/feats.scp")  # a newer input means starting again
 if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.dubm" ] &&
-   [ "$(cat "$dir/config")" = "$config" ] && [ "$dir/config" -nt "$data/feats.scp" ]; then
+   config_fresh "$dir" "$config" "${inputs[@]}"; then
   log "$dir: diagonal UBM already trained; skipping (--force true to redo)"
   exit 0
 fi
-if [ "$force" = true ] || [ ! -f "$dir/config" ] || [ "$(cat "$dir/config")" != "$config" ] ||
-   [ "$data/feats.scp" -nt "$dir/config" ]; then
+if [ "$force" = true ] || ! config_fresh "$dir" "$config" "${inputs[@]}"; then
   [ "$force" = false ] && [ -f "$dir/config" ] && log "$dir: options or features changed since the last run; starting again"
   rm -f "$dir"/[0-9]*.dubm "$dir"/[0-9]*.acc "$dir"/gselect.[0-9]*.npz "$dir/final.dubm" "$dir/objf" "$dir/.train.done"
   mkdir -p "$dir/log"
-  printf '%s\n' "$config" > "$dir/config.tmp"
-  atomic_mv "$dir/config.tmp" "$dir/config"
+  write_config "$dir" "$config"
 else
   log "$dir: resuming"
 fi

@@ -30,15 +30,13 @@ require_files "$data/feats.scp" "$data/cmvn.scp" "$data/utt2spk" "$data/spk2utt"
 nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
 config="data=$data diag_ubm=$srcdir nj=$nj num_iters=$num_iters num_gselect=$num_gselect"
-fresh() {  # succeed if the options, the features and the diagonal UBM are those of the last run
-  [ -f "$dir/config" ] && [ "$(cat "$dir/config")" = "$config" ] &&
-    [ "$dir/config" -nt "$data/feats.scp" ] && [ "$dir/config" -nt "$srcdir/final.dubm" ]
-}
-if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.ubm" ] && fresh; then
+inputs=("$data/feats.scp" "$srcdir/final.dubm")  # a newer input means starting again
+if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.ubm" ] &&
+   config_fresh "$dir" "$config" "${inputs[@]}"; then
   log "$dir: full UBM already trained; skipping (--force true to redo)"
   exit 0
 fi
-if [ "$force" = true ] || ! fresh; then
+if [ "$force" = true ] || ! config_fresh "$dir" "$config" "${inputs[@]}"; then
   [ "$force" = false ] && [ -f "$dir/config" ] && log "$dir: options, features or UBM changed since the last run; starting again"
   rm -f "$dir"/[0-9]*.ubm "$dir"/[0-9]*.acc "$dir"/gselect.[0-9]*.npz "$dir/final.ubm" "$dir/objf" "$dir/.train.done"
   mkdir -p "$dir/log"
@@ -46,8 +44,7 @@ if [ "$force" = true ] || ! fresh; then
     cp -L "$srcdir/$f" "$dir/$f.tmp"
     atomic_mv "$dir/$f.tmp" "$dir/$f"
   done
-  printf '%s\n' "$config" > "$dir/config.tmp"
-  atomic_mv "$dir/config.tmp" "$dir/config"
+  write_config "$dir" "$config"
 else
   log "$dir: resuming"
 fi

@@ -43,16 +43,14 @@ nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
 config="data=$data ubm=$srcdir nj=$nj ivector_dim=$ivector_dim num_gselect=$num_gselect min_post=$min_post"
 config+=" posterior_scale=$posterior_scale prior_offset=$prior_offset variance_floor_factor=$variance_floor_factor seed=$seed"
-fresh() {  # succeed if the options, the features and the UBM are those of the last run
-  [ -f "$dir/config" ] && [ "$(cat "$dir/config")" = "$config" ] &&
-    [ "$dir/config" -nt "$data/feats.scp" ] && [ "$dir/config" -nt "$srcdir/final.ubm" ]
-}
+inputs=("$data/feats.scp" "$srcdir/final.ubm")  # a newer input means starting again
 if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.ie" ] &&
-   [ "$(readlink "$dir/final.ie")" = "$num_iters.ie" ] && fresh; then
+   [ "$(readlink "$dir/final.ie")" = "$num_iters.ie" ] &&
+   config_fresh "$dir" "$config" "${inputs[@]}"; then
   log "$dir: i-vector extractor already trained; skipping (--force true to redo)"
   exit 0
 fi
-if [ "$force" = true ] || ! fresh; then
+if [ "$force" = true ] || ! config_fresh "$dir" "$config" "${inputs[@]}"; then
   [ "$force" = false ] && [ -f "$dir/config" ] && log "$dir: options, features or UBM changed since the last run; starting again"
   rm -f "$dir"/[0-9]*.ie "$dir"/acc.[0-9]*.[0-9]* "$dir"/post.[0-9]*.npz "$dir/final.ie" "$dir/final.dubm" \
     "$dir/objf" "$dir/.train.done"
@@ -64,8 +62,7 @@ if [ "$force" = true ] || ! fresh; then
   printf -- '--num-gselect=%s\n--min-post=%s\n--posterior-scale=%s\n' \
     "$num_gselect" "$min_post" "$posterior_scale" > "$dir/posterior.conf.tmp"
   atomic_mv "$dir/posterior.conf.tmp" "$dir/posterior.conf"
-  printf '%s\n' "$config" > "$dir/config.tmp"
-  atomic_mv "$dir/config.tmp" "$dir/config"
+  write_config "$dir" "$config"
 fi
 rm -f "$dir/.train.done"
 printf '%s\n' "$cmdline" > "$dir/log/cmdline"

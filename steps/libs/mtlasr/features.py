@@ -9,13 +9,14 @@ standard output is a WAV file.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .datadir import PathLike
+from .datadir import PathLike, atomic_open
 
 
 class AudioError(RuntimeError):
@@ -299,3 +300,40 @@ def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int 
         m = apply_cmvn(m, stats_cache[spk], norm_vars)
         out[utt] = add_deltas(m, delta_order) if delta_order else m
     return out
+
+
+# ------------------------------------------------- feature options of a model
+CMVN_MODES = ("speaker", "utterance", "none")
+
+
+def write_feature_opts(model_dir: PathLike, norm_vars: bool, delta_order: int, cmvn_mode: str = "speaker") -> None:
+    """Record the feature options in ``model_dir`` (every GMM and UBM step does):
+    ``cmvn_opts`` (``--norm-vars=true|false --cmvn-mode=speaker|utterance|none``)
+    and ``delta_order``."""
+    if cmvn_mode not in CMVN_MODES:
+        raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
+    d = Path(model_dir)
+    with atomic_open(d / "cmvn_opts") as f:
+        f.write(f"--norm-vars={'true' if norm_vars else 'false'} --cmvn-mode={cmvn_mode}\n")
+    with atomic_open(d / "delta_order") as f:
+        f.write(f"{int(delta_order)}\n")
+
+
+def read_feature_opts(model_dir: PathLike) -> Tuple[bool, int]:
+    """``(norm_vars, delta_order)`` recorded by :func:`write_feature_opts`.
+
+    Raises:
+      FileNotFoundError: ``cmvn_opts`` or ``delta_order`` missing (named).
+    """
+    d = Path(model_dir)
+    for name in ("cmvn_opts", "delta_order"):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d / name}: feature options not recorded in {d}")
+    norm_vars = "--norm-vars=true" in (d / "cmvn_opts").read_text()
+    return norm_vars, int((d / "delta_order").read_text())
+
+
+def read_cmvn_mode(model_dir: PathLike) -> str:
+    """The ``--cmvn-mode`` recorded in ``model_dir``/cmvn_opts (``speaker`` if absent)."""
+    m = re.search(r"--cmvn-mode=(\S+)", (Path(model_dir) / "cmvn_opts").read_text())
+    return m.group(1) if m else "speaker"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -42,6 +41,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from .datadir import PathLike, atomic_open, read_table
+from .features import CMVN_MODES, read_cmvn_mode, read_feature_opts, write_feature_opts  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -185,42 +185,6 @@ def _check_frames(x: np.ndarray, dim: int, what: str = "features") -> np.ndarray
 
 
 # ----------------------------------------------------------- feature input
-CMVN_MODES = ("speaker", "utterance", "none")
-
-
-def write_feature_opts(model_dir: PathLike, norm_vars: bool, delta_order: int, cmvn_mode: str = "speaker") -> None:
-    """Record the feature options in ``model_dir`` as steps/train_mono.sh does:
-    ``cmvn_opts`` (``--norm-vars=true|false --cmvn-mode=speaker|utterance|none``)
-    and ``delta_order``."""
-    if cmvn_mode not in CMVN_MODES:
-        raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
-    d = Path(model_dir)
-    with atomic_open(d / "cmvn_opts") as f:
-        f.write(f"--norm-vars={'true' if norm_vars else 'false'} --cmvn-mode={cmvn_mode}\n")
-    with atomic_open(d / "delta_order") as f:
-        f.write(f"{int(delta_order)}\n")
-
-
-def read_feature_opts(model_dir: PathLike) -> Tuple[bool, int]:
-    """``(norm_vars, delta_order)`` recorded by :func:`write_feature_opts`.
-
-    Raises:
-      FileNotFoundError: ``cmvn_opts`` or ``delta_order`` missing (named).
-    """
-    d = Path(model_dir)
-    for name in ("cmvn_opts", "delta_order"):
-        if not (d / name).is_file():
-            raise FileNotFoundError(f"{d / name}: feature options not recorded in {d}")
-    norm_vars = "--norm-vars=true" in (d / "cmvn_opts").read_text()
-    return norm_vars, int((d / "delta_order").read_text())
-
-
-def read_cmvn_mode(model_dir: PathLike) -> str:
-    """The ``--cmvn-mode`` recorded in ``model_dir``/cmvn_opts (``speaker`` if absent)."""
-    m = re.search(r"--cmvn-mode=(\S+)", (Path(model_dir) / "cmvn_opts").read_text())
-    return m.group(1) if m else "speaker"
-
-
 def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, dim: Optional[int] = None,
                   skipped: Optional[List[Tuple[str, str]]] = None,
                   cmvn_mode: str = "speaker") -> Iterator[Tuple[str, np.ndarray]]:
@@ -748,12 +712,12 @@ class FullGmmAcc(_GmmAcc):
     def xx(self) -> np.ndarray:
         return self.second
 
-    def update(self, gmm: FullGmm, min_gaussian_weight: float = 0.0, cov_floor_factor: float = 0.001,
+    def update(self, gmm: FullGmm, min_gaussian_weight: float = 0.0, var_floor_factor: float = 0.001,
                min_count: float = 10.0) -> Tuple[FullGmm, float]:
         """M-step (Kaldi's fgmm-global-est / MleFullGmmUpdate).
 
         ``Sigma_c = xx_c / occ_c - mu_c mu_c^T``, floored with
-        :func:`floor_covariances` at ``cov_floor_factor`` times the global
+        :func:`floor_covariances` at ``var_floor_factor`` times the global
         covariance of the accumulated data; otherwise as
         :meth:`DiagGmmAcc.update`.
 
@@ -769,7 +733,7 @@ class FullGmmAcc(_GmmAcc):
         dim = gmm.dim
         gmean = self.x.sum(0) / total
         gcov = unpack_symmetric(self.xx.sum(0), dim) / total - np.outer(gmean, gmean)
-        floor = cov_floor_factor * gcov + 1e-10 * np.eye(dim)
+        floor = var_floor_factor * gcov + 1e-10 * np.eye(dim)
         ok = self.occ >= min_count
         means, covs = gmm.means.copy(), gmm.covars.copy()
         means[ok] = self.x[ok] / self.occ[ok, None]

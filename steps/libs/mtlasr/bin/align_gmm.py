@@ -15,9 +15,8 @@ import logging
 import sys
 
 from mtlasr import gmm
-from mtlasr.bin.gmm_compute_likes import read_feature_opts
 from mtlasr.datadir import DataDir
-from mtlasr.features import load_features
+from mtlasr.features import load_features, read_feature_opts
 from mtlasr.lang import Lang
 
 logger = logging.getLogger("align_gmm")

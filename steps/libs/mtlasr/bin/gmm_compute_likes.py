@@ -17,17 +17,9 @@ from pathlib import Path
 
 from mtlasr import gmm
 from mtlasr.decode import gmm_loglikes
-from mtlasr.features import load_features
+from mtlasr.features import load_features, read_feature_opts
 
 logger = logging.getLogger("gmm_compute_likes")
-
-
-def read_feature_opts(model_dir):
-    """(norm_vars, delta_order) recorded by the training step in ``model_dir``."""
-    d = Path(model_dir)
-    norm_vars = "--norm-vars=true" in (d / "cmvn_opts").read_text()
-    delta_order = int((d / "delta_order").read_text())
-    return norm_vars, delta_order
 
 
 def get_parser():

@@ -45,15 +45,10 @@ def read_vectors(ivector_dir):
 
 
 def plot_scores(scores, target, eer, threshold, path):
-    import os
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mtlasr.plot import save, subplots
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     bins = np.linspace(scores.min(), scores.max(), 40)
     ax.hist(scores[~target], bins=bins, alpha=0.6, density=True, label=f"non-target ({int((~target).sum())})")
     ax.hist(scores[target], bins=bins, alpha=0.6, density=True, label=f"target ({int(target.sum())})")
@@ -61,11 +56,7 @@ def plot_scores(scores, target, eer, threshold, path):
     ax.set_xlabel("cosine score")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = str(path) + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save(fig, path)
 
 
 def main(argv=None):

@@ -104,14 +104,9 @@ def write_markdown(path, results, layers, chance, n_test, n_spk, args, command):
 
 
 def plot(path, results, chance):
-    import os
+    from mtlasr.plot import save, subplots
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = subplots(figsize=(5.5, 3.5))
     for name, res in results.items():
         lays = sorted(res)
         ax.errorbar(lays, [100 * res[lay]["acc_mean"] for lay in lays],
@@ -124,11 +119,7 @@ def plot(path, results, chance):
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = str(path) + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save(fig, path)
 
 
 def main(argv=None):

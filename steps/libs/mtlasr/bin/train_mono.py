@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mtlasr import gmm
 from mtlasr.datadir import DataDir, atomic_open
-from mtlasr.features import load_features
+from mtlasr.features import load_features, write_feature_opts
 from mtlasr.lang import Lang
 
 logger = logging.getLogger("train_mono")
@@ -115,10 +115,7 @@ def main(argv=None):
 
     gmm.save_model(exp / "final.mdl", tm, tree, am)
     gmm.write_ali(exp / "ali.1.gz", ali)
-    with atomic_open(exp / "cmvn_opts") as f:
-        f.write(f"--norm-vars={args.norm_vars}\n")
-    with atomic_open(exp / "delta_order") as f:
-        f.write(f"{args.delta_order}\n")
+    write_feature_opts(exp, args.norm_vars == "true", args.delta_order)
     with atomic_open(exp / "num_jobs") as f:
         f.write("1\n")
     logger.info("trained %d pdfs, %d Gaussians in %.1f s", tm.num_pdfs, am.num_gauss, time.time() - t0)

@@ -47,12 +47,8 @@ def main(argv=None):
     if acc.occ.shape[0] != gmm.num_gauss:
         logger.error("accumulators have %d Gaussians, the model %d", acc.occ.shape[0], gmm.num_gauss)
         return 1
-    if isinstance(gmm, ivector.FullGmm):
-        new, objf = acc.update(gmm, args.min_gaussian_weight, cov_floor_factor=args.var_floor_factor,
-                               min_count=args.min_count)
-    else:
-        new, objf = acc.update(gmm, args.min_gaussian_weight, var_floor_factor=args.var_floor_factor,
-                               min_count=args.min_count)
+    new, objf = acc.update(gmm, args.min_gaussian_weight, var_floor_factor=args.var_floor_factor,
+                           min_count=args.min_count)
     prev = ivector.write_objf(args.objf_file, args.iteration, objf) if args.objf_file else None
     logger.info("%s, over %d frames, %d Gaussians", ivector.objf_line(args.iteration, objf, prev),
                 acc.frames, new.num_gauss)

@@ -428,6 +428,12 @@ def dynamic_weights(losses: Mapping[str, torch.Tensor]) -> Dict[str, float]:
     return {k: (m / v if v > 0 else 1.0) for k, v in vals.items()}
 
 
+def scheduled_lambda(spec: Mapping[str, Any], progress: float) -> float:
+    """A task's lambda at training progress p in [0, 1]: ``weight``, or
+    ``weight * ramp(p, gamma)`` for ``schedule: ramp`` (not for dynamic)."""
+    return spec["weight"] * (ramp(progress, spec["gamma"]) if spec["schedule"] == "ramp" else 1.0)
+
+
 def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor],
                  progress: float) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Loss weights and gradient-reversal scales of one training step.
@@ -454,7 +460,7 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
     for k, s in cfg_tasks.items():
         if k not in losses or k in dyn:
             continue
-        lam = s["weight"] * (ramp(progress, s["gamma"]) if s["schedule"] == "ramp" else 1.0)
+        lam = scheduled_lambda(s, progress)
         if s["grl"]:
             weights[k], scales[k] = 1.0, lam
         else:

@@ -35,7 +35,7 @@ from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
 from .config import stage_of
-from .tasks import LOSS_FUNCTIONS, resolve_fork, task_weights
+from .tasks import LOSS_FUNCTIONS, resolve_fork, scheduled_lambda, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -227,8 +227,9 @@ class Trainer:
                 x, y = x.to(self.device), y.to(self.device)
                 aux = {n: aux[n].to(self.device) for n in tasks}
                 progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
-                for n, s in self.grl_scales(tasks, progress).items():
-                    self.model.heads[n].grl_scale = s
+                for n, spec in tasks.items():
+                    if spec["grl"]:
+                        self.model.heads[n].grl_scale = scheduled_lambda(spec, progress)
                 _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
                 weights, _ = task_weights(tasks, losses, progress)
                 if stage == "aux":
@@ -287,12 +288,6 @@ class Trainer:
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
 
-    @staticmethod
-    def grl_scales(tasks: Dict[str, Any], progress: float) -> Dict[str, float]:
-        """Gradient-reversal scale of every ``grl`` task at ``progress`` (before the forward pass)."""
-        dummy = {"main": torch.tensor(1.0), **{n: torch.tensor(1.0) for n in tasks}}
-        return task_weights(tasks, dummy, progress)[1]
-
     def best_record(self) -> Dict[str, Any]:
         if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
             return self.history[-1]
@@ -315,15 +310,12 @@ class Trainer:
 
 def plot_history(history: list, path: PathLike) -> None:
     """Loss (train, valid) and valid frame accuracy per epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import save, subplots
 
     ep = [r["epoch"] for r in history]
     tasks = [k[len("train_"):-len("_loss")] for k in (history[0] if history else {})
              if k.startswith("train_") and k.endswith("_loss") and k != "train_loss"]
-    fig, ax = plt.subplots(1, 2 + bool(tasks), figsize=(9 + 4 * bool(tasks), 3.5))
+    fig, ax = subplots(1, 2 + bool(tasks), figsize=(9 + 4 * bool(tasks), 3.5))
     ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
     if history and "valid_loss" in history[0]:
         ax[0].plot(ep, [r["valid_loss"] for r in history], "s-", label="valid")
@@ -343,11 +335,7 @@ def plot_history(history: list, path: PathLike) -> None:
         ax[2].legend()
     for a in ax:
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = Path(str(path) + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save(fig, path)
 
 
 def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu")):
