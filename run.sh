@@ -43,8 +43,9 @@ cuda_cmd=${cuda_cmd:-utils/run_local.sh}
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
 force=false
-on_sample=false
-[ -z "$timit" ] && on_sample=true
+# The sample (no TRAIN/ and TEST/ dirs) gets the small-data defaults, also when given with --timit.
+on_sample=true
+if [ -n "$timit" ] && { [ -d "$timit/TRAIN" ] || [ -d "$timit/train" ]; }; then on_sample=false; fi
 if [ -n "$stage" ]; then force=true; else stage=0; fi
 task_yaml=
 if [ -n "$aux_task" ]; then
