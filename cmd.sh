@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Job runners used by every `$cmd JOB=1:$nj log/x.JOB.log ...` call.
 # Local parallel jobs by default; on a Slurm cluster, set MTL_CMD=slurm
 # (extra sbatch/srun options go in SLURM_EXTRA_OPTS), or edit an uncommitted

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh and every step: environment for the toolkit.
 # MTL_ROOT is the toolkit's top directory (where this file lives).
 MTL_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)

@@ -33,7 +33,7 @@ log "aligning $data with $srcdir/final.mdl in $nj jobs"
 $cmd JOB=1:"$nj" "$dir/log/align.JOB.log" \
   python3 -m mtlasr.bin.align_gmm --beam "$beam" --retry-beam "$retry_beam" \
     --boost-silence "$boost_silence" "$lang" "$srcdir" "$data/split$nj/JOB" "$dir/ali.JOB.gz" \
-  || die "alignment failed; see $dir/log/align.*.log"
+  || die_log "$dir/log/align.*.log" "alignment failed"
 for f in final.mdl cmvn_opts delta_order; do cp "$srcdir/$f" "$dir/$f"; done
 echo "$nj" > "$dir/num_jobs"
 mark_done "$dir" align

@@ -29,7 +29,7 @@ cmvndir=$(cd "$cmvndir" && pwd)
 $cmd "$logdir/cmvn_$name.log" \
   python3 -m mtlasr.bin.compute_cmvn_stats "$data/spk2utt" "$data/feats.scp" \
     "$cmvndir/cmvn_$name.ark" "$cmvndir/cmvn_$name.scp" \
-  || die "CMVN failed for $data; see $logdir/cmvn_$name.log"
+  || die_log "$logdir/cmvn_$name.log" "CMVN failed for $data"
 sort "$cmvndir/cmvn_$name.scp" > "$data/cmvn.scp.tmp"
 atomic_mv "$data/cmvn.scp.tmp" "$data/cmvn.scp"
 mark_done "$data" cmvn

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Decode a data dir with a GMM-HMM (exp/mono) or a neural model (exp/lstm*):
 # per-pdf log-likelihoods (loglikes.JOB.ark), then best paths through HCLG
-# for every LM weight (scoring/<LMWT>/hyp.JOB.tra). The model is the parent of
-# <decode-dir>, as in Kaldi. Score with local/score.sh.
+# for every LM weight and word insertion penalty
+# (scoring/<LMWT>_<WIP>/hyp.JOB.tra). The model is the parent of
+# <decode-dir>, as in Kaldi. Score with steps/score.sh.
 set -euo pipefail
 
 nj=4
 cmd=utils/run_local.sh
-lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"
+lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"   # LM weights to try (phone bigrams want low ones, word LMs 7..17)
+word_ins_penalties="0.0"                   # word insertion penalties to try, e.g. "0.0 0.5 1.0"
 beam=13.0
 max_active=7000
 lattice_beam=6.0
@@ -29,29 +31,33 @@ if [ -f "$srcdir/final.pt" ]; then
 else
   model=$srcdir/final.mdl
 fi
-if [ "$force" = false ] && done_marker_ok "$dir" decode && [ "$dir/.decode.done" -nt "$model" ]; then
-  log "$dir: already decoded; skipping"
-  exit 0
-fi
 nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
+config="graph=$graph data=$data model=$model lmwts=$lmwts word_ins_penalties=$word_ins_penalties"
+config+=" beam=$beam max_active=$max_active lattice_beam=$lattice_beam"
+if [ "$force" = false ] && done_marker_ok "$dir" decode &&
+   config_fresh "$dir" "$config" "$model" "$graph/HCLG.fst" "$data/feats.scp"; then
+  log "$dir: already decoded with these options; skipping"
+  exit 0
+fi
 rm -rf "$dir/scoring" "$dir/.decode.done"
 mkdir -p "$dir/log" "$dir/scoring"
+write_config "$dir" "$config"
 utils/split_data.sh "$data" "$nj"
 start=$(date +%s)
 if [ -f "$srcdir/final.pt" ]; then
   $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
     python3 -m mtlasr.bin.nnet_forward --device "$device" "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
-    || die "network forward pass failed; see $dir/log/forward.*.log"
+    || die_log "$dir/log/forward.*.log" "network forward pass failed"
 else
   $cmd JOB=1:"$nj" "$dir/log/compute_likes.JOB.log" \
     python3 -m mtlasr.bin.gmm_compute_likes "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
-    || die "GMM likelihoods failed; see $dir/log/compute_likes.*.log"
+    || die_log "$dir/log/compute_likes.*.log" "GMM likelihoods failed"
 fi
 $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
-  python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --beam "$beam" --max-active "$max_active" \
+  python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --word-ins-penalties "$word_ins_penalties" --beam "$beam" --max-active "$max_active" \
     --lattice-beam "$lattice_beam" "$srcdir/final.mdl" "$graph" "$dir/loglikes.JOB.ark" "$dir" JOB \
-  || die "decoding failed; see $dir/log/decode.*.log"
+  || die_log "$dir/log/decode.*.log" "decoding failed"
 echo "$nj" > "$dir/num_jobs"
 mark_done "$dir" decode
 log "$dir: decoded in $(( $(date +%s) - start )) s; $(grep -h 'real-time factor' "$dir"/log/decode.1.log | sed 's/.*INFO //')"

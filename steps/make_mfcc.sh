@@ -48,7 +48,7 @@ for n in $(seq "$nj"); do
 done
 $cmd JOB=1:"$nj" "$logdir/make_mfcc_$name.JOB.log" \
   bash -c "[ -s '$mfccdir/raw_mfcc_$name.JOB.scp' ] || python3 -m mtlasr.bin.compute_mfcc --config '$mfcc_config' '$data/split${nj}utt/JOB/wav.scp' '$mfccdir/raw_mfcc_$name.JOB.ark' '$mfccdir/raw_mfcc_$name.JOB.scp'" \
-  || die "MFCC extraction failed for $data; see $logdir/make_mfcc_$name.*.log"
+  || die_log "$logdir/make_mfcc_$name.*.log" "MFCC extraction failed for $data"
 
 for n in $(seq "$nj"); do cat "$mfccdir/raw_mfcc_$name.$n.scp"; done | sort > "$data/feats.scp.tmp"
 for n in $(seq "$nj"); do cat "$mfccdir/raw_mfcc_$name.$n.utt2num_frames"; done | sort > "$data/utt2num_frames.tmp"

@@ -19,5 +19,5 @@ if [ -f "$dir/HCLG.fst" ] && [ "$dir/HCLG.fst" -nt "$srcdir/final.mdl" ] && [ "$
 fi
 mkdir -p "$dir/log"
 python3 -m mtlasr.bin.mkgraph --self-loop-scale "$self_loop_scale" "$lang" "$srcdir/final.mdl" "$dir" \
-  > "$dir/log/mkgraph.log" 2>&1 || die "graph building failed; see $dir/log/mkgraph.log"
+  > "$dir/log/mkgraph.log" 2>&1 || die_log "$dir/log/mkgraph.log" "graph building failed"
 log "$(grep 'HCLG:' "$dir/log/mkgraph.log" | sed 's/.*INFO //')"

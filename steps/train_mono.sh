@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Monophone GMM-HMM training (Kaldi's mono schedule), in one process.
 # Writes <exp-dir>/final.mdl, ali.1.gz, cmvn_opts, delta_order; log in <exp-dir>/log/train.log.
+# The model is also written in Kaldi's text format, <exp-dir>/kaldi/final.mdl
+# and kaldi/tree, which Kaldi's gmm-align, show-transitions, gmm-copy ... read.
+# Mixing up is seeded (--seed): two runs give byte-identical final.mdl and ali.1.gz.
 set -euo pipefail
 
 cmd=utils/run_local.sh
@@ -10,6 +13,7 @@ totgauss=1000
 boost_silence=1.0
 norm_vars=false
 delta_order=2
+seed=0              # mix-up perturbations: the same seed gives the same model
 force=false
 help_message="Usage: $0 [options] <data-dir> <lang-dir> <exp-dir>
 e.g.: $0 --totgauss 1000 data/train data/lang exp/mono"
@@ -32,7 +36,9 @@ log "training monophone system in $dir (log: $dir/log/train.log)"
 $cmd "$dir/log/train.log" \
   python3 -m mtlasr.bin.train_mono --num-iters "$num_iters" --max-iter-inc "$max_iter_inc" \
     --totgauss "$totgauss" --boost-silence "$boost_silence" --norm-vars "$norm_vars" \
-    --delta-order "$delta_order" "$data" "$lang" "$dir" \
-  || die "monophone training failed; see $dir/log/train.log"
+    --delta-order "$delta_order" --seed "$seed" "$data" "$lang" "$dir" \
+  || die_log "$dir/log/train.log" "monophone training failed"
+$cmd "$dir/log/export_kaldi.log" python3 -m mtlasr.bin.export_kaldi "$dir" \
+  || die_log "$dir/log/export_kaldi.log" "writing the Kaldi copy of the model failed"
 mark_done "$dir" train
 log "$(grep 'trained' "$dir/log/train.log" | sed 's/.*INFO //')"

@@ -4,8 +4,8 @@ steps/make_mfcc.sh and steps/compute_cmvn_stats.sh are run (with path.sh's
 environment) on the test set of the TIMIT sample; what they write is read
 back with the independent ``kaldi_io`` reader and with ``kaldiio``, and
 compared with a direct recomputation. Alignments written by mtlasr.gmm are
-read back by kaldi_io too. Unit tests of add_deltas, apply_cmvn and
-read_kaldi_conf at the end.
+read back by kaldi_io too. Unit tests of add_deltas, apply_cmvn,
+read_kaldi_conf and the feature reader at the end.
 """
 
 import hashlib
@@ -13,7 +13,6 @@ import importlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from mtlasr import features
 from mtlasr.gmm import read_ali, write_ali
 
 REPO = Path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import SAMPLE  # noqa: E402
+from conftest import RECIPE, SAMPLE  # noqa: E402
+MFCC_CONF = RECIPE / "conf" / "mfcc.conf"
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"TIMIT sample not found at {SAMPLE}")
 
 
@@ -62,11 +62,11 @@ def kaldi_io(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sample_data(tmp_path_factory):
-    """Data dirs made by local/timit_data_prep.py from the sample."""
+    """Data dirs made by the TIMIT recipe's local/timit_data_prep.py from the sample."""
     if not SAMPLE.is_dir():
         pytest.skip(f"TIMIT sample not found at {SAMPLE}")
     out = tmp_path_factory.mktemp("prep") / "data"
-    sh(f"local/timit_data_prep.py '{SAMPLE}' '{out}'")
+    sh(f"python3 '{RECIPE}/local/timit_data_prep.py' '{SAMPLE}' '{out}'")
     return out
 
 
@@ -76,7 +76,7 @@ def feats_dir(sample_data, tmp_path_factory):
     base = tmp_path_factory.mktemp("feats")
     data = base / "data" / "test"
     shutil.copytree(sample_data / "test", data)
-    sh(f"steps/make_mfcc.sh --nj 2 '{data}' '{base}/log' '{base}/mfcc'")
+    sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{data}' '{base}/log' '{base}/mfcc'")
     sh(f"steps/compute_cmvn_stats.sh '{data}' '{base}/log' '{base}/mfcc'")
     return data
 
@@ -111,7 +111,7 @@ def test_feats_read_back_by_kaldi_io(feats_dir, kaldi_io):
     utt = "mbcg0_si486"
     spec = table(feats_dir / "wav.scp")[utt]
     samples, sr = features.read_audio(spec, utt)
-    direct = features.compute_mfcc(samples, sr, features.mfcc_options(REPO / "conf" / "mfcc.conf"))
+    direct = features.compute_mfcc(samples, sr, features.mfcc_options(MFCC_CONF))
     assert direct.shape == theirs[utt].shape
     assert np.allclose(direct, theirs[utt], rtol=1e-5, atol=1e-4)
 
@@ -165,7 +165,7 @@ def test_missing_audio_fails_and_resumes(sample_data, tmp_path, fix):
     # A finished data dir sharing the mfcc dir.
     good = base / "data" / "test"
     shutil.copytree(sample_data / "test", good)
-    sh(f"steps/make_mfcc.sh --nj 2 '{good}' '{log}/test' '{mfcc}'")
+    sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{good}' '{log}/test' '{mfcc}'")
     good_files = {p: digest(p) for p in [good / "feats.scp", good / "utt2num_frames", *mfcc.glob("*test*")]}
 
     # Another data dir whose wav.scp names a missing file (job 2 of 2).
@@ -177,7 +177,7 @@ def test_missing_audio_fails_and_resumes(sample_data, tmp_path, fix):
     missing = base / "audio" / "gone.wav"
     wav[utt] = str(missing)
     (bad / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in wav.items()))
-    proc = sh(f"steps/make_mfcc.sh --nj 2 '{bad}' '{log}/other' '{mfcc}'", check=False)
+    proc = sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{bad}' '{log}/other' '{mfcc}'", check=False)
     assert proc.returncode != 0
     assert "MFCC extraction failed" in proc.stderr
     logs = sorted((log / "other").glob("make_mfcc_other.*.log"))
@@ -202,7 +202,7 @@ def test_missing_audio_fails_and_resumes(sample_data, tmp_path, fix):
     else:
         missing.parent.mkdir()
         shutil.copyfile(real, missing)
-    sh(f"steps/make_mfcc.sh --nj 2 '{bad}' '{log}/other' '{mfcc}'")
+    sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{bad}' '{log}/other' '{mfcc}'")
     assert (bad / ".mfcc.done").exists()
     assert list(table(bad / "feats.scp")) == list(table(bad / "utt2spk"))
     assert table(bad / "utt2num_frames") == table(good / "utt2num_frames")
@@ -224,8 +224,8 @@ def test_same_basename_does_not_reuse_job_scps(sample_data, tmp_path):
     a, b = tmp_path / "a" / "test", tmp_path / "b" / "test"
     shutil.copytree(sample_data / "test", a)
     shutil.copytree(sample_data / "dev", b)  # other utterances, same basename
-    sh(f"steps/make_mfcc.sh --nj 2 '{a}' '{tmp_path}/log/a' '{mfcc}'")
-    proc = sh(f"steps/make_mfcc.sh --nj 2 '{b}' '{tmp_path}/log/b' '{mfcc}'", check=False)
+    sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{a}' '{tmp_path}/log/a' '{mfcc}'")
+    proc = sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{b}' '{tmp_path}/log/b' '{mfcc}'", check=False)
     assert proc.returncode == 0, proc.stderr
     assert list(table(b / "feats.scp")) == list(table(b / "utt2spk"))
 
@@ -317,3 +317,48 @@ def test_read_kaldi_conf(tmp_path):
     conf.write_text("--dither\n")
     with pytest.raises(ValueError, match=r"mfcc\.conf:1"):
         features.read_kaldi_conf(conf)
+
+
+def test_one_reader_for_load_features_and_iter_features(tmp_path):
+    """load_features (acoustic models) and iter_features (GMM/UBM/i-vector
+    jobs) read through the same code: same numbers; empty utterances kept
+    by the one, skipped and reported by the other; errors name the
+    utterance and its feats.scp entry."""
+    import kaldiio
+
+    rng = np.random.default_rng(3)
+    feats = {"a-1": rng.standard_normal((20, 4)), "a-2": np.zeros((0, 4)), "b-1": rng.standard_normal((9, 4)) + 3}
+    d = tmp_path / "data"
+    d.mkdir()
+    kaldiio.save_ark(str(d / "feats.ark"), {u: m.astype(np.float32) for u, m in feats.items()},
+                     scp=str(d / "feats.scp"))
+    stats = {s: features.cmvn_stats(np.concatenate([m for u, m in feats.items() if u[0] == s])) for s in "ab"}
+    kaldiio.save_ark(str(d / "cmvn.ark"), stats, scp=str(d / "cmvn.scp"))
+    (d / "utt2spk").write_text("a-1 a\na-2 a\nb-1 b\n")
+
+    loaded = features.load_features(d, norm_vars=True, delta_order=2)
+    assert list(loaded) == ["a-1", "a-2", "b-1"] and loaded["a-2"].shape == (0, 12)
+    assert all(m.dtype == np.float32 for m in loaded.values())
+    skipped = []
+    it = dict(features.iter_features(d, True, 2, cmvn_mode="speaker", skipped=skipped))
+    assert list(it) == ["a-1", "b-1"] and skipped == [("a-2", "no frames")]
+    for u, m in it.items():
+        assert m.dtype == np.float64 and np.array_equal(m, loaded[u].astype(np.float64))
+    direct = features.add_deltas(features.apply_cmvn(feats["b-1"].astype(np.float32), stats["b"], True), 2)
+    assert np.array_equal(loaded["b-1"], direct)
+    assert list(features.load_features(d, utts=["b-1", "a-1"])) == ["b-1", "a-1"]
+    with pytest.raises(KeyError, match="no features for utterance c-1"):
+        features.load_features(d, utts=["c-1"])
+
+    reader = features.FeatureReader(d, features.FeatureOpts(True, 2, "speaker"), dim=12)
+    assert [u for u, _ in reader] == ["a-1", "b-1"]
+    assert str(reader).startswith("2 utterances, 29 frames in ") and str(reader).endswith("; 1 skipped")
+
+    bad = dict(feats)
+    bad["b-1"] = feats["b-1"].copy()
+    bad["b-1"][4, 2] = np.inf
+    kaldiio.save_ark(str(d / "feats.ark"), {u: m.astype(np.float32) for u, m in bad.items()},
+                     scp=str(d / "feats.scp"))
+    entry = table(d / "feats.scp")["b-1"]
+    with pytest.raises(ValueError, match=rf"utterance b-1: non-finite features .*1 of 9 frames .*{entry}"):
+        features.load_features(d)

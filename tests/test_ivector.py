@@ -3,12 +3,14 @@
 Numerical checks against independent computations: scipy's Gaussian
 densities, the stacked-supervector form of the i-vector posterior, numerical
 integration over w of the frames' likelihood, EM monotonicity and the
-invariance of the prior re-parametrisation. Then input validation, and the
+invariance of the prior re-parametrisation. Then input validation, the
 four steps/ivector/ scripts end to end on the TIMIT sample with tiny
-settings.
+settings, and on a synthetic tiny data dir (no sample needed) where runs are
+cut short and resumed.
 """
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,10 +21,11 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.linalg import block_diag
 from scipy.stats import multivariate_normal
 
+from mtlasr import features
 from mtlasr import ivector as iv
 
 ROOT = Path(__file__).resolve().parent.parent
-from conftest import SAMPLE  # noqa: E402
+from conftest import RECIPE, SAMPLE, sh  # noqa: E402
 
 
 # ------------------------------------------------------------------ helpers
@@ -134,10 +137,10 @@ def test_diag_ubm_em_log_likelihood_rises():
     x = true.means[comp] + np.einsum("tfg,tg->tf", np.linalg.cholesky(true.covars)[comp],
                                      rng.standard_normal((4000, 4)))
     # Plain EM from random frames (no splitting): monotone.
-    _, hist = iv.init_diag_ubm(x, 8, num_gauss_init=8, num_iters=8, min_count=1.0)
+    _, hist = iv.init_diag_ubm(x, 8, num_gauss_init=8, num_iters=8, min_count=1.0, seed=0)
     assert all(b >= a - 1e-9 for a, b in zip(hist, hist[1:])), hist
     # With splitting, the final count is reached and the last (pure EM) iterations rise.
-    gmm, hist = iv.init_diag_ubm(x, 8, num_gauss_init=2, num_iters=8, min_count=1.0)
+    gmm, hist = iv.init_diag_ubm(x, 8, num_gauss_init=2, num_iters=8, min_count=1.0, seed=0)
     assert gmm.num_gauss == 8 and hist[-1] >= hist[-2] - 1e-9
     # EM restricted to a fixed Gaussian selection is monotone too.
     g = gmm.gselect(x, 3)
@@ -195,7 +198,7 @@ def test_posteriors_sum_to_scale_and_are_pruned():
     assert (nz >= 0.1 * 0.3 - 1e-12).all()
     assert (post == 0).any()
     # the best Gaussian of every frame is kept, even when all are below min_post
-    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=12, min_post=0.99)
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=12, min_post=0.99, posterior_scale=1.0)
     assert ((post > 0).sum(1) >= 1).all()
     np.testing.assert_allclose(post.sum(1), 1.0)
 
@@ -220,7 +223,7 @@ def test_posterior_matches_supervector_form():
     fgmm, ie = random_extractor(rng)
     c, f, d = ie.M.shape
     x = rng.standard_normal((15, f)) * 2
-    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05)
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05, posterior_scale=1.0)
     gamma, first, _ = iv.utterance_stats(x, idx, post, c)
     mean, cov = ie.posterior(gamma[None], first[None])
     # Stacked supervector model: T (CF x D), block-diagonal Sigma^-1 and N.
@@ -246,7 +249,7 @@ def test_log_likelihood_matches_quadrature(dim):
     rng = np.random.default_rng(8 + dim)
     fgmm, ie = random_extractor(rng, d=dim)
     x = rng.standard_normal((12, 3)) * 2
-    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05)
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.05, posterior_scale=1.0)
     gamma, first, second = iv.utterance_stats(x, idx, post, ie.num_gauss, second_order=True)
     ll = ie.log_likelihood(gamma[None], first[None], second[None])[0]
     # Gauss-Hermite quadrature around the posterior: w = mean + L z.
@@ -276,7 +279,7 @@ def test_extractor_em_objective_rises_and_prior_update_keeps_likelihood(tmp_path
     allc = np.concatenate([u[1][:, 0] for u in utts])
     ubm = iv.FullGmm(np.bincount(allc) / len(allc), np.stack([allx[allc == c].mean(0) for c in range(4)]),
                      np.stack([np.cov(allx[allc == c].T) for c in range(4)]))
-    ie = iv.IvectorExtractor.from_full_gmm(ubm, 2, prior_offset=10.0)
+    ie = iv.IvectorExtractor.from_full_gmm(ubm, 2, prior_offset=10.0, seed=0)
     objf = []
     for it in range(6):
         # two jobs, summed through files
@@ -293,11 +296,11 @@ def test_extractor_em_objective_rises_and_prior_update_keeps_likelihood(tmp_path
         assert acc.objf == pytest.approx(ie.log_likelihood(gamma, first, second).sum())
         objf.append(acc.objf_per_frame)
         # The prior's M-step followed by the re-parametrisation: same likelihood.
-        no_prior = acc.update(ie, gaussian_min_count=1.0, update_prior=False)
+        no_prior = acc.update(ie, variance_floor_factor=0.1, gaussian_min_count=1.0, update_prior=False)
         m = acc.w_sum / acc.count
         cov = acc.ww_sum / acc.count - np.outer(m, m)
         before = no_prior.log_likelihood(gamma, first, second, prior_mean=m, prior_covar=cov).sum()
-        ie = acc.update(ie, gaussian_min_count=1.0)
+        ie = acc.update(ie, variance_floor_factor=0.1, gaussian_min_count=1.0)
         after = ie.log_likelihood(gamma, first, second).sum()
         assert after == pytest.approx(before, rel=1e-10, abs=1e-7)
         assert ie.prior_mean[1:] == pytest.approx(0.0)
@@ -314,7 +317,7 @@ def test_online_ivectors_last_row_is_utterance_ivector():
     fgmm, ie = random_extractor(rng, c=6, d=3)
     period = 10
     x = rng.standard_normal((41, 3)) * 2  # T - 1 = 40 is a multiple of the period
-    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3)
+    idx, post = iv.posteriors(fgmm, fgmm.to_diag(), x, num_gselect=3, min_post=0.025, posterior_scale=1.0)
     online = ie.online_ivectors(x, idx, post, period)
     assert online.shape == (5, 3)
     for k in (0, 2, 4):  # row k: frames 0..k*period
@@ -334,8 +337,8 @@ def tiny_extractor_dir(tmp_path):
     fgmm = random_full_gmm(rng, 3, 2, spread=1.0)
     fgmm.save(d / "final.ubm")
     fgmm.to_diag().save(d / "final.dubm")
-    iv.IvectorExtractor.from_full_gmm(fgmm, 2, prior_offset=10.0).save(d / "final.ie")
-    iv.write_feature_opts(d, norm_vars=False, delta_order=0)
+    iv.IvectorExtractor.from_full_gmm(fgmm, 2, prior_offset=10.0, seed=0).save(d / "final.ie")
+    features.write_feature_opts(d, norm_vars=False, delta_order=0)
     (d / "posterior.conf").write_text("--num-gselect=2\n--min-post=0.025\n--posterior-scale=1.0\n")
     return d
 
@@ -350,15 +353,16 @@ def test_empty_utterance_skipped_and_bad_features_named(tmp_path, tiny_extractor
     write_data_dir(data, feats, lambda u: u.split("-")[0])
     skipped = []
     with caplog.at_level(logging.WARNING):
-        got = dict(iv.iter_features(data, False, 0, dim=2, skipped=skipped))
+        got = dict(features.iter_features(data, False, 0, cmvn_mode="speaker", dim=2, skipped=skipped))
     assert sorted(got) == ["spkA-u1", "spkB-u1"]
     assert skipped == [("spkA-u2", "no frames")]
     assert "spkA-u2" in caplog.text
     with pytest.raises(ValueError, match=r"spkA-u1.*does not match the model's 6.*feats\.scp"):
-        list(iv.iter_features(data, False, 0, dim=6))
+        list(features.iter_features(data, False, 0, cmvn_mode="speaker", dim=6))
 
     out = tmp_path / "out"
-    assert extract_ivectors.main(["--online", "true", str(tiny_extractor_dir), str(data), str(out), "1"]) == 0
+    assert extract_ivectors.main(["--online", "true", "--ivector-period", "10", str(tiny_extractor_dir), str(data),
+                                  str(out), "1"]) == 0
     assert (out / "skipped.1").read_text() == "spkA-u2 no frames\n"
     vecs = kaldiio.load_scp(str(out / "ivectors.1.scp"))
     assert sorted(vecs) == ["spkA-u1", "spkB-u1"] and vecs["spkA-u1"].shape == (2,)
@@ -367,9 +371,10 @@ def test_empty_utterance_skipped_and_bad_features_named(tmp_path, tiny_extractor
     feats["spkB-u1"][7, 1] = np.nan
     write_data_dir(data, feats, lambda u: u.split("-")[0])
     with pytest.raises(ValueError, match="utterance spkB-u1: non-finite"):
-        list(iv.iter_features(data, False, 0))
+        list(features.iter_features(data, False, 0, cmvn_mode="speaker"))
     caplog.clear()
-    assert extract_ivectors.main([str(tiny_extractor_dir), str(data), str(tmp_path / "out2"), "1"]) == 1
+    assert extract_ivectors.main(["--online", "false", "--ivector-period", "10", str(tiny_extractor_dir), str(data),
+                                  str(tmp_path / "out2"), "1"]) == 1
     assert "utterance spkB-u1: non-finite" in caplog.text
     assert not (tmp_path / "out2" / "ivectors.1.scp").exists()
 
@@ -393,30 +398,25 @@ def test_speaker_mean_of_single_utterance_is_its_ivector(tmp_path):
 STEPS = ["train_diag_ubm.sh", "train_full_ubm.sh", "train_ivector_extractor.sh", "extract_ivectors.sh"]
 
 
-def sh(cmd, cwd):
-    p = subprocess.run(["bash", "-c", f". ./path.sh && {cmd}"], cwd=cwd, capture_output=True, text=True,
-                       timeout=300)
-    if p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
 
-
-@pytest.mark.parametrize("script", STEPS)
-def test_step_help(script):
-    p = subprocess.run([str(ROOT / "steps/ivector" / script), "--help"], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode == 0 and "Usage:" in p.stderr and "e.g.:" in p.stderr and "--nj" in p.stderr
-    p = subprocess.run([str(ROOT / "steps/ivector" / script)], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode == 1 and "Usage:" in p.stderr
+def scratch_dir(d):
+    """``d`` set up to run the toolkit's steps in (steps/, utils/, path.sh linked)."""
+    for name in ("steps", "utils", "path.sh"):
+        (d / name).symlink_to(ROOT / name)
+    return d
 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
+    """The TIMIT sample's train and dev sets with MFCCs and CMVN stats (the
+    recipe's stages 0 and 2), and the four steps run on them."""
     if not SAMPLE.is_dir():
         pytest.skip("TIMIT sample not found")
-    d = tmp_path_factory.mktemp("ivector_recipe")
-    for name in ("steps", "utils", "local", "conf", "path.sh", "cmd.sh", "run.sh"):
-        (d / name).symlink_to(ROOT / name)
-    sh(f"./run.sh --timit {SAMPLE} --nj 2 --stop-stage 2", d)
+    d = scratch_dir(tmp_path_factory.mktemp("ivector_recipe"))
+    sh(f"python3 {RECIPE / 'local/timit_data_prep.py'} {SAMPLE} data", d)
+    for s in ("train", "dev"):
+        sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config {RECIPE / 'conf/mfcc.conf'} data/{s} exp/make_mfcc/{s} mfcc", d)
+        sh(f"steps/compute_cmvn_stats.sh data/{s} exp/make_mfcc/{s} mfcc", d)
     sh("steps/ivector/train_diag_ubm.sh --nj 2 --num-gauss 8 --num-iters-init 4 --num-iters 2 "
        "data/train exp/diag_ubm", d)
     sh("steps/ivector/train_full_ubm.sh --nj 2 --num-iters 2 data/train exp/diag_ubm exp/full_ubm", d)
@@ -508,16 +508,120 @@ def test_cmvn_modes(tmp_path):
     feats = {"spkA-u1": rng.standard_normal((30, 2)) + 5.0, "spkA-u2": rng.standard_normal((20, 2)) - 1.0}
     data = tmp_path / "data"
     write_data_dir(data, feats, lambda u: u.split("-")[0])
-    none = dict(iv.iter_features(data, False, 0, cmvn_mode="none"))
+    none = dict(features.iter_features(data, False, 0, cmvn_mode="none"))
     assert np.allclose(none["spkA-u1"], feats["spkA-u1"], atol=1e-5)
-    utt = dict(iv.iter_features(data, False, 0, cmvn_mode="utterance"))
+    utt = dict(features.iter_features(data, False, 0, cmvn_mode="utterance"))
     assert np.allclose(utt["spkA-u1"].mean(0), 0, atol=1e-5) and np.allclose(utt["spkA-u2"].mean(0), 0, atol=1e-5)
-    spk = dict(iv.iter_features(data, False, 0, cmvn_mode="speaker"))
+    spk = dict(features.iter_features(data, False, 0, cmvn_mode="speaker"))
     both = np.concatenate([spk["spkA-u1"], spk["spkA-u2"]])
     assert np.allclose(both.mean(0), 0, atol=1e-5) and not np.allclose(spk["spkA-u1"].mean(0), 0, atol=0.1)
     d = tmp_path / "m"
     d.mkdir()
-    iv.write_feature_opts(d, True, 2, "none")
-    assert iv.read_cmvn_mode(d) == "none" and iv.read_feature_opts(d) == (True, 2)
+    features.write_feature_opts(d, True, 2, "none")
+    assert features.read_cmvn_mode(d) == "none" and features.read_feature_opts(d) == (True, 2)
     with pytest.raises(ValueError, match="cmvn mode 'global'"):
-        list(iv.iter_features(data, False, 0, cmvn_mode="global"))
+        list(features.iter_features(data, False, 0, cmvn_mode="global"))
+
+
+# ------------------------------------------- steps on a tiny synthetic data dir
+TINY_STEPS = [
+    ("diag_ubm", "2.dubm", "steps/ivector/train_diag_ubm.sh --nj 2 --num-gauss 4 --num-iters-init 4 --num-iters 2 "
+                           "--num-frames 2000 data/tiny exp/diag_ubm"),
+    ("full_ubm", "2.ubm", "steps/ivector/train_full_ubm.sh --nj 2 --num-iters 2 data/tiny exp/diag_ubm exp/full_ubm"),
+    ("extractor", "2.ie", "steps/ivector/train_ivector_extractor.sh --nj 2 --ivector-dim 3 --num-iters 2 "
+                          "--cleanup false data/tiny exp/full_ubm exp/extractor"),
+]
+
+
+def model_arrays(path):
+    with np.load(path) as d:
+        return {k: d[k] for k in d.files}
+
+
+def assert_same_model(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k  # bit for bit
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A synthetic data dir (4 speakers x 4 utterances of 13-dim features,
+    a speaker offset plus noise) and the four steps run on it."""
+    d = scratch_dir(tmp_path_factory.mktemp("ivector_tiny"))
+    rng = np.random.default_rng(30)
+    feats = {}
+    for s in range(4):
+        offset = rng.standard_normal(13) * 2
+        for u in range(4):
+            t = int(rng.integers(80, 140))
+            feats[f"spk{s}-u{u}"] = offset + rng.standard_normal((t, 13)) * (1 + 0.3 * rng.random(13))
+    write_data_dir(d / "data/tiny", feats, lambda u: u.split("-")[0])
+    for _, _, cmd in TINY_STEPS:
+        sh(cmd, d)
+    sh("steps/ivector/extract_ivectors.sh --nj 2 --online true data/tiny exp/extractor exp/ivectors_tiny", d)
+    return d
+
+
+def test_tiny_steps_end_to_end(tiny):
+    exp = tiny / "exp"
+    assert iv.DiagGmm.load(exp / "diag_ubm/final.dubm").num_gauss <= 4
+    assert iv.FullGmm.load(exp / "full_ubm/final.ubm").dim == 39
+    assert iv.IvectorExtractor.load(exp / "extractor/final.ie").M.shape == (4, 39, 3)
+    for name in ("diag_ubm", "full_ubm", "extractor"):
+        values = objf(exp / name / "objf")
+        assert len(values) == 2 and values[1] > values[0], (name, values)
+    vecs = kaldiio.load_scp(str(exp / "ivectors_tiny/ivectors.scp"))
+    assert len(vecs) == 16 and all(v.shape == (3,) for v in vecs.values())
+    assert sorted(kaldiio.load_scp(str(exp / "ivectors_tiny/spk_ivectors.scp"))) == [f"spk{s}" for s in range(4)]
+
+
+def test_tiny_steps_resume_a_killed_run(tiny):
+    """The last iteration's model deleted and a half-written accumulator left,
+    as a run killed in its last iteration leaves them: a rerun redoes only
+    that iteration and ends with the same model, bit for bit. The extractor
+    first (the UBMs are its inputs), then the full UBM, then the diagonal
+    one."""
+    exp = tiny / "exp"
+    for name, last, cmd in reversed(TINY_STEPS):
+        d = exp / name
+        final = d / f"final.{last.split('.')[1]}"
+        before = model_arrays(final)
+        objf_before = (d / "objf").read_text()
+        first_acc_log = d / "log/acc.0.1.log"
+        stamp = first_acc_log.stat().st_mtime_ns
+        (d / last).unlink()
+        (d / ".train.done").unlink()
+        acc = "acc.1.1" if name == "extractor" else "1.1.acc"
+        (d / acc).write_bytes(b"PK partial")
+        p = sh(cmd, tiny)
+        assert f"resuming after iteration 0 (from 1.{last.split('.')[1]})" in p.stderr, (name, p.stderr)
+        assert first_acc_log.stat().st_mtime_ns == stamp, name  # iteration 0 not redone
+        assert "iteration 1: log-likelihood per frame" in p.stderr
+        assert "iteration 0: log-likelihood" not in p.stderr
+        assert not (d / acc).exists()
+        assert_same_model(model_arrays(final), before)
+        assert (d / "objf").read_text() == objf_before
+        assert (d / ".train.done").exists() and os.readlink(final) == last
+        p = sh(cmd, tiny)
+        assert "already trained; skipping" in p.stderr
+
+
+def test_tiny_steps_restart_on_changed_options_or_inputs(tiny):
+    """A newer input (the diagonal UBM, rewritten) or changed options start a
+    step again; it ends with the same model as before, the steps being
+    deterministic."""
+    exp = tiny / "exp"
+    name, _, cmd = TINY_STEPS[1]
+    before = model_arrays(exp / "full_ubm/final.ubm")
+    dubm = exp / "diag_ubm/2.dubm"
+    os.utime(dubm, ns=(dubm.stat().st_atime_ns, (exp / "full_ubm/config").stat().st_mtime_ns + 10 ** 9))
+    p = sh(cmd, tiny)
+    assert "options, features or UBM changed since the last run; starting again" in p.stderr
+    assert "iteration 0: log-likelihood" in p.stderr
+    assert_same_model(model_arrays(exp / "full_ubm/final.ubm"), before)
+    p = sh(cmd.replace("--num-iters 2", "--num-iters 2 --num-gselect 3"), tiny)
+    assert "starting again" in p.stderr
+    assert "num_gselect=3" in (exp / "full_ubm/config").read_text()
+    p = sh(cmd.replace("--num-iters 2", "--num-iters 2 --num-gselect 3"), tiny)
+    assert "already trained; skipping" in p.stderr

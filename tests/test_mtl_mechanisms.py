@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mtlasr.nnet.model import AcousticModel, grad_reverse, pool
-from mtlasr.nnet.tasks import ce_loss, dynamic_weights, load_targets, ramp, task_spec, task_weights
+from mtlasr.nnet.tasks import ce_loss, dynamic_weights, load_targets, ramp, step_lambdas, task_spec, task_weights
 
 
 def numeric_grad(f, x, eps=1e-6):
@@ -73,7 +73,7 @@ def test_dynamic_weighting_equalises_and_is_not_differentiated():
     assert a.grad.item() == pytest.approx(6.0) and b.grad.item() == pytest.approx(4.5)
     tasks = {"spk": task_spec("spk", {"targets": "utt_label", "source": "x", "loss": "ce",
                                       "schedule": "dynamic"})}
-    weights, scales = task_weights(tasks, losses, 0.5)
+    weights, scales = task_weights(tasks, losses, step_lambdas(tasks, 0.5))
     assert weights == w and scales == {}
 
 
@@ -102,7 +102,7 @@ def test_ramp_and_schedules():
                                "weight": 0.5}),
     }
     losses = {k: torch.tensor(1.0) for k in ("main", "iv", "adv", "mt")}
-    w, s = task_weights(tasks, losses, 0.3)
+    w, s = task_weights(tasks, losses, step_lambdas(tasks, 0.3))
     assert w["main"] == 1.0 and w["iv"] == pytest.approx(0.1)
     assert w["adv"] == 1.0 and s["adv"] == pytest.approx(0.2 * ramp(0.3, 10))
     assert w["mt"] == pytest.approx(0.5 * ramp(0.3, 10)) and "mt" not in s

@@ -1,14 +1,17 @@
-"""End to end: the TIMIT recipe on the sample with a tiny UBM / i-vector
-extractor and a tiny LSTM trained with the i-vector regression task, plus
-resume checks and task-declaration errors.
+"""End to end: the TIMIT recipe (egs/timit/s5) on the sample with a tiny
+UBM / i-vector extractor and a tiny LSTM trained with the i-vector
+regression task, plus resume checks and task-declaration errors, and the
+top-level ./run.sh as its entry.
 
-The recipe runs in a scratch directory that links the toolkit's steps/,
-utils/, local/ and conf/, so the repository tree stays clean. One run is
-shared by the tests of this module (about a minute on 2 cores).
+The recipe runs in a scratch directory that links the recipe's files
+(run.sh, path.sh, cmd.sh, conf/, local/, steps/, utils/), so the
+repository tree stays clean. One run is shared by the tests of this module
+(about a minute on 2 cores).
 """
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,22 +19,23 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-from conftest import SAMPLE  # noqa: E402
+from conftest import RECIPE, SAMPLE, sh  # noqa: E402
 pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"TIMIT sample not found at {SAMPLE} (set TIMIT_SAMPLE)")
 
 
-def sh(cmd, cwd, check=True):
-    p = subprocess.run(["bash", "-c", f". ./path.sh && {cmd}"], cwd=cwd, capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+
+def link_recipe(d: Path) -> None:
+    """Make ``d`` a copy of egs/timit/s5 made of links (no outputs)."""
+    d.mkdir(parents=True, exist_ok=True)
+    for p in RECIPE.iterdir():
+        if p.name not in ("data", "exp", "mfcc", "db"):
+            (d / p.name).symlink_to(p)
 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     d = tmp_path_factory.mktemp("recipe")
-    for name in ("steps", "utils", "local", "conf", "path.sh", "cmd.sh", "run.sh"):
-        (d / name).symlink_to(ROOT / name)
+    link_recipe(d)
     sh(f"./run.sh {RUN_OPTS}", d)
     return d
 
@@ -119,7 +123,7 @@ def test_rerun_skips_finished_stages(recipe):
     before = (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns
     p = sh(f"./run.sh {RUN_OPTS} --stop-stage 6", recipe)
     assert "already trained; skipping" in p.stderr
-    assert "already decoded; skipping" in p.stderr
+    assert "already decoded with these options; skipping" in p.stderr
     assert (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns == before
 
 
@@ -182,3 +186,45 @@ def test_linguistic_and_adversarial_tasks_train_staged(recipe, tmp_path):
     assert "valid_broad_class_loss" in hist[0] and "train_speaker_adv_loss" in hist[0]
     assert "valid_speaker_adv_loss" not in hist[0]  # dev speakers are not training speakers
     assert "16 of 16 utterances have labels unseen in training" in p.stderr
+
+
+def test_top_level_run_sh_is_the_recipe(recipe, tmp_path):
+    """./run.sh at the top runs egs/timit/s5/run.sh in its directory, with
+    the same options (a relative --timit is taken from where it is called):
+    the same monophone model and decoded hypotheses, byte for byte."""
+    top = tmp_path / "top"
+    link_recipe(top / "egs/timit/s5")
+    shutil.copy(ROOT / "run.sh", top / "run.sh")
+    (top / "path.sh").symlink_to(ROOT / "path.sh")
+    opts = RUN_OPTS.replace(f"--timit {SAMPLE}", f"--timit {os.path.relpath(SAMPLE, top)}")
+    p = sh(f"./run.sh {opts} --stop-stage 3", top)
+    assert "running egs/timit/s5/run.sh" in p.stderr
+    out = top / "egs/timit/s5/exp/mono"
+    assert (out / "final.mdl").read_bytes() == (recipe / "exp/mono/final.mdl").read_bytes()
+    for s in ("dev", "test"):  # the same hypotheses at every LM weight
+        mine = sorted((out / f"decode_{s}/scoring").glob("*/hyp.*.tra"))
+        assert mine and [p.relative_to(out) for p in mine] == \
+            [p.relative_to(recipe / "exp/mono") for p in sorted((recipe / f"exp/mono/decode_{s}/scoring").glob("*/hyp.*.tra"))]
+        for p in mine:
+            assert p.read_bytes() == (recipe / "exp/mono" / p.relative_to(out)).read_bytes(), p
+    assert not (top / "exp").exists() and not (top / "data").exists()
+
+
+def test_recipes_are_listed_under_egs():
+    assert (ROOT / "egs/timit/s5/run.sh").is_file()
+    for name in ("steps", "utils"):
+        link = RECIPE / name
+        assert link.is_symlink() and link.resolve() == (ROOT / name).resolve()
+
+
+def test_aux_lambda_for_an_undeclared_task_names_it(recipe, tmp_path):
+    """--aux-lambda sets tasks.<file name>.weight; a file declaring another
+    task is reported by the trainer (not guessed by the shell), with the
+    trainer's own error line on the terminal."""
+    other = tmp_path / "other.yaml"
+    other.write_text((RECIPE / "conf/tasks/ivector.yaml").read_text())
+    p = sh(f"./run.sh {RUN_OPTS} --stage 5 --stop-stage 5 --aux-task {other} --aux-lambda 0.5 --nnet-tag bad",
+           recipe, check=False)
+    assert p.returncode != 0
+    assert "no task 'other' is declared" in p.stderr and "(declared: ivector)" in p.stderr, p.stderr[-2000:]
+    assert not (recipe / "exp/bad/epoch-1.pt").exists()

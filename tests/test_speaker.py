@@ -39,3 +39,16 @@ def test_speaker_means_single_utterance_speaker():
                                    "b1": np.array([5.0, 6.0])}, {"a1": "a", "a2": "a", "b1": "b"})
     assert means["a"].tolist() == [2.0, 3.0] and means["b"].tolist() == [5.0, 6.0]
     assert counts == {"a": 2, "b": 1}
+
+
+def test_speaker_means_in_given_speaker_order(caplog):
+    vecs = {"b1": np.array([1.0, 1.0]), "a1": np.array([0.5, 2.0]), "a2": np.array([1.5, 0.0])}
+    u2s = {"a1": "a", "a2": "a", "b1": "b", "c1": "c"}
+    with caplog.at_level("WARNING"):
+        means, counts = speaker_means(vecs, u2s, speakers=["a", "b", "c"])
+    assert list(means) == ["a", "b"] and list(counts) == ["a", "b"]  # spk2utt order; c has no vector
+    assert means["a"].tolist() == [1.0, 1.0] and counts == {"a": 2, "b": 1}
+    assert "speaker c: none of its 1 utterances" in caplog.text
+    assert list(speaker_means(vecs, u2s)[0]) == ["b", "a"]  # default: order of first appearance
+    with pytest.raises(KeyError, match="d1 has no speaker"):
+        speaker_means({"d1": np.zeros(2)}, u2s)

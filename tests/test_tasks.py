@@ -257,16 +257,21 @@ def test_staged_training_seed002(tmp_path):
 
 
 def test_every_shipped_config_loads():
+    """Every recipe's model and task configs load; a file declaring one task
+    names it after itself (run.sh's --aux-lambda sets tasks.<file name>.weight)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "conf"
-    models = sorted(root.glob("lstm*.yaml"))
-    tasks = sorted((root / "tasks").glob("*.yaml"))
-    assert models and len(tasks) >= 7
-    for m in models:
-        load_config(m)
-    for t in tasks:
-        cfg = load_config([models[0], t])
-        assert cfg["tasks"], t
-        for name, spec in cfg["tasks"].items():
-            resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
+    recipes = sorted((Path(__file__).resolve().parent.parent / "egs").glob("*/s5/conf"))
+    assert recipes
+    for root in recipes:
+        models = sorted(root.glob("lstm*.yaml"))
+        tasks = sorted((root / "tasks").glob("*.yaml"))
+        for m in models:
+            load_config(m)
+        for t in tasks:
+            cfg = load_config([models[0], t])
+            assert cfg["tasks"] and (len(cfg["tasks"]) > 1 or t.stem in cfg["tasks"]), t
+            for name, spec in cfg["tasks"].items():
+                resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
+    timit = recipes[[r.parent.parent.name for r in recipes].index("timit")]
+    assert len(list(timit.glob("lstm*.yaml"))) == 3 and len(list((timit / "tasks").glob("*.yaml"))) >= 7

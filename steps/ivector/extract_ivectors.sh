@@ -30,13 +30,13 @@ e.g.: $0 --nj 4 --online true data/dev exp/ivector/extractor exp/ivectors_dev"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/lib.sh
+. steps/ivector/em_lib.sh
 . utils/parse_options.sh
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1 srcdir=$2 dir=$3
-export OMP_NUM_THREADS=$num_threads OPENBLAS_NUM_THREADS=$num_threads MKL_NUM_THREADS=$num_threads
 
-require_files "$data/feats.scp" "$data/cmvn.scp" "$data/utt2spk" "$data/spk2utt" \
-  "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
+em_data "$data"
+require_files "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
   "$srcdir/delta_order" "$srcdir/posterior.conf"
 if [ "$force" = false ] && done_marker_ok "$dir" extract && [ "$dir/.extract.done" -nt "$srcdir/final.ie" ] &&
    [ "$dir/.extract.done" -nt "$data/feats.scp" ] &&
@@ -44,8 +44,6 @@ if [ "$force" = false ] && done_marker_ok "$dir" extract && [ "$dir/.extract.don
   log "$dir: i-vectors already extracted; skipping (--force true to redo)"
   exit 0
 fi
-nspk=$(wc -l < "$data/spk2utt")
-[ "$nj" -gt "$nspk" ] && nj=$nspk
 rm -f "$dir/.extract.done" "$dir"/ivectors.[0-9]*.* "$dir"/ivector_online.[0-9]*.* "$dir"/skipped.[0-9]* \
   "$dir/ivector_online.scp" "$dir/ivector_period"
 mkdir -p "$dir/log"
@@ -73,7 +71,7 @@ rm -f "$dir"/skipped.[0-9]* "$dir"/ivectors.[0-9]*.scp "$dir"/ivector_online.[0-
 $cmd "$dir/log/spk_mean.log" \
   python3 -m mtlasr.bin.ivector_mean "$data/spk2utt" "$dir/ivectors.scp" "$dir/spk_ivectors.ark" \
     "$dir/spk_ivectors.scp" "$dir/num_utts.ark" \
-  || die "speaker averaging failed; see $dir/log/spk_mean.log"
+  || die_log "$dir/log/spk_mean.log" "speaker averaging failed"
 
 nskip=$(wc -l < "$dir/skipped_utts")
 [ "$nskip" -gt 0 ] && log "WARNING: $nskip utterances of $data skipped (listed in $dir/skipped_utts)"

@@ -49,6 +49,6 @@ launcher=(python3 -m mtlasr.bin.train_nnet)
 [ "$num_gpus" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$num_gpus" -m mtlasr.bin.train_nnet)
 log "training $dir (log: $dir/log/train.log)"
 $cmd --gpu "$num_gpus" "$dir/log/train.log" "${launcher[@]}" "${opts[@]}" "$train" "$ali" "$dir" \
-  || die "training failed; see $dir/log/train.log"
+  || die_log "$dir/log/train.log" "training failed"
 mark_done "$dir" train
 log "$(grep 'training done' "$dir/log/train.log" | sed 's/.*INFO //')"

@@ -10,10 +10,13 @@ as in Kaldi's data-dir contract.
 from __future__ import annotations
 
 import contextlib
+import filecmp
+import fnmatch
 import logging
 import os
+import shutil
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -70,17 +73,65 @@ def read_table(path: PathLike, allow_empty_value: bool = False) -> Dict[str, str
     return out
 
 
-def write_table(path: PathLike, table: Mapping[str, object]) -> None:
+def write_table(path: PathLike, table: Mapping[str, object]) -> bool:
     """Write ``key value`` lines sorted by key in C-locale (byte) order, atomically.
 
-    Values that are lists or tuples are joined with single spaces.
+    Values that are lists or tuples are joined with single spaces. A file
+    that already holds exactly these lines is left untouched (its time stamp
+    too), so that steps made from it see nothing new.
+
+    Returns: whether the file was (re)written.
     """
+    lines = []
+    for key in sorted(table, key=lambda k: k.encode("utf-8")):
+        value = table[key]
+        if isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
+        lines.append(f"{key} {value}\n".rstrip(" \n") + "\n")
+    text = "".join(lines)
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+        return False
     with atomic_open(path) as f:
-        for key in sorted(table, key=lambda k: k.encode("utf-8")):
-            value = table[key]
-            if isinstance(value, (list, tuple)):
-                value = " ".join(str(v) for v in value)
-            f.write(f"{key} {value}\n".rstrip(" \n") + "\n")
+        f.write(text)
+    return True
+
+
+def same_tree(a: PathLike, b: PathLike, ignore: Sequence[str] = ("*.log",)) -> bool:
+    """Whether directories ``a`` and ``b`` hold the same files (names, and
+    contents byte for byte), recursively; files matching a pattern of
+    ``ignore`` (e.g. logs with time stamps) are not compared."""
+    def files(root: Path) -> Dict[str, Path]:
+        return {str(p.relative_to(root)): p for p in sorted(root.rglob("*"))
+                if p.is_file() and not any(fnmatch.fnmatch(p.name, g) for g in ignore)}
+
+    fa, fb = files(Path(a)), files(Path(b))
+    return fa.keys() == fb.keys() and all(filecmp.cmp(fa[k], fb[k], shallow=False) for k in fa)
+
+
+def replace_dir(tmp: PathLike, final: PathLike) -> bool:
+    """Put the finished directory ``tmp`` in the place of ``final``.
+
+    When ``final`` already holds the same files (:func:`same_tree`), ``tmp``
+    is removed and ``final`` is left untouched, time stamps included, so a
+    rerun that makes the same output invalidates nothing downstream.
+    Otherwise the old ``final`` is moved aside, ``tmp`` moved into place,
+    and only then the old one removed.
+
+    Returns: whether ``final`` was replaced.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if final.is_dir() and same_tree(tmp, final):
+        shutil.rmtree(tmp)
+        return False
+    old = None
+    if final.exists():
+        old = final.with_name(f"{final.name}.old.{os.getpid()}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old)
+    return True
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> Dict[str, List[str]]:

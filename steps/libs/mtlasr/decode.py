@@ -8,16 +8,18 @@ log p(x|s) = log P(s|x) - log P(s) + const. The matrix is scaled by the
 acoustic scale and mapped to transition-id columns (``DecodableCtc`` reads
 column i-1 for input label i), then decoded.
 
-Language-model weight: with no lattices from the Python binding, sweeping
-the LM weight w is done by decoding with acoustic scale 1/w, which ranks
-paths exactly as lattice rescoring with LMWT = w does (only the beams,
-relative to the total cost, differ).
+Language-model weight and word insertion penalty: with no lattices from
+the Python binding, the pair (w, p) is applied by decoding with acoustic
+scale 1/w through a graph whose word arcs cost p/w more. That ranks paths
+exactly as Kaldi's lattice rescoring with LMWT = w and word insertion
+penalty p (cost = AM + w * graph + p * words, divided by w); only the
+beams, relative to the total cost, differ.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -93,7 +95,7 @@ class Decoder:
 
 def parse_lmwts(spec: str) -> List[str]:
     """``"1:10"`` (integers) or ``"0.5 1 1.5"`` -> LM weights as strings, as
-    they appear in file names (``scoring/<w>.<job>.tra``).
+    they appear in directory names (``scoring/<lmwt>_<wip>/``).
 
     Raises: ValueError for a non-positive or malformed weight.
     """
@@ -102,7 +104,28 @@ def parse_lmwts(spec: str) -> List[str]:
         a, b = spec.split(":")
         return [str(w) for w in range(int(a), int(b) + 1)]
     out = spec.split()
+    if not out:
+        raise ValueError("no LM weight given")
     for w in out:
         if float(w) <= 0:
             raise ValueError(f"LM weight {w} must be positive")
     return out
+
+
+def parse_penalties(spec: str) -> List[str]:
+    """``"0.0 0.5 1.0"`` -> word insertion penalties as strings (any sign).
+
+    Raises: ValueError for an empty or malformed list.
+    """
+    out = spec.split()
+    if not out:
+        raise ValueError("no word insertion penalty given")
+    for p in out:
+        float(p)
+    return out
+
+
+def scoring_dir_name(lmwt: str, wip: str) -> str:
+    """The scoring sub-directory of one (LM weight, insertion penalty) pair:
+    ``<lmwt>_<wip>`` (steps/score.sh splits it at the last ``_``)."""
+    return f"{lmwt}_{wip}"

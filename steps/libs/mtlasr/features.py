@@ -1,22 +1,37 @@
-"""Acoustic features: audio input, Kaldi MFCC, CMVN statistics and deltas.
+"""Acoustic features: audio input, Kaldi MFCC, CMVN statistics and deltas,
+and the one reader of a data dir's features for every model.
 
 MFCCs come from kaldi-native-fbank (Kaldi-exact). Audio is read with
 soundfile (RIFF WAV, NIST SPHERE as in the LDC TIMIT tree, FLAC, ...); a
 ``wav.scp`` entry may also be a Kaldi-style command ending in ``|`` whose
 standard output is a WAV file.
+
+Reading features: :func:`iter_features` yields one utterance at a time
+(CMVN per speaker, per utterance or none; deltas; checks), and
+:func:`load_features` (the acoustic models: speaker CMVN, all in memory)
+and :class:`FeatureReader` (one job of the UBM and i-vector programs, with
+its throughput) are built on it. A model dir records the options its
+features were made with (``cmvn_opts``, ``delta_order``:
+:func:`write_feature_opts`, :class:`FeatureOpts`), and every later program
+reads them back. Frames are 10 ms apart (the MFCC frame shift).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .datadir import PathLike, atomic_open
+
+logger = logging.getLogger(__name__)
 
 
 class AudioError(RuntimeError):
@@ -257,9 +272,127 @@ def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray
     return np.concatenate(out, axis=1).astype(np.float32)
 
 
+# ------------------------------------------------------------ feature input
+def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, *, cmvn_mode: str,
+                  dim: Optional[int] = None, utts: Optional[Iterable[str]] = None,
+                  skipped: Optional[List[Tuple[str, str]]] = None, keep_empty: bool = False,
+                  dtype=np.float64) -> Iterator[Tuple[str, np.ndarray]]:
+    """Features of a data dir, one utterance at a time, checked: the one
+    reader of the GMM, UBM, i-vector and network programs.
+
+    CMVN per ``cmvn_mode``: ``speaker`` (the data dir's cmvn.scp, Kaldi's
+    apply-cmvn with utt2spk, as the acoustic models use), ``utterance`` (the
+    utterance's own statistics, close to Kaldi sid's sliding CMN on short
+    utterances) or ``none``; then deltas (:func:`add_deltas`). The
+    arithmetic is float32 (:func:`apply_cmvn`, :func:`add_deltas`); the
+    result is cast to ``dtype``.
+
+    Args:
+      data_dir: holds feats.scp, cmvn.scp and utt2spk.
+      norm_vars: variance normalisation too (Kaldi's apply-cmvn --norm-vars).
+      delta_order: 0 for static features, 2 for +delta+delta-delta.
+      cmvn_mode: one of :data:`CMVN_MODES` (no default: the step that trains
+        a model chooses it and records it, :func:`write_feature_opts`).
+      dim: the model's feature dimension, checked if given.
+      utts: these utterances, in this order (default: all of feats.scp).
+      skipped: if given, ``(utt, reason)`` is appended for every utterance
+        skipped (an utterance with no frames; a warning naming it is logged).
+      keep_empty: yield utterances with no frames (``(0, D)``) instead of
+        skipping them.
+      dtype: of the yielded matrices.
+
+    Yields:
+      ``(utt, x)`` with ``x`` of shape ``(T, D * (delta_order + 1))``, T > 0
+      unless ``keep_empty``, in feats.scp order (or ``utts`` order).
+
+    Raises:
+      FileNotFoundError: feats.scp, cmvn.scp or utt2spk missing.
+      KeyError: an utterance of ``utts`` without features, an utterance
+        without speaker or a speaker without CMVN stats, naming it.
+      ValueError: an unknown ``cmvn_mode``; non-finite (NaN/Inf) features,
+        naming the utterance and its feats.scp entry (checked before CMVN,
+        so that a bad utterance is not blamed on its speaker's other
+        utterances; non-finite CMVN stats name the utterance that caused
+        them, or else the speaker); a feature dimension other than ``dim``,
+        naming the utterance and its feats.scp entry.
+    """
+    import kaldiio
+
+    from .datadir import read_table
+
+    if cmvn_mode not in CMVN_MODES:
+        raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
+    data_dir = Path(data_dir)
+    feats_scp = read_table(data_dir / "feats.scp")
+    cmvn_scp = read_table(data_dir / "cmvn.scp")
+    utt2spk = read_table(data_dir / "utt2spk")
+    cmvn: Dict[str, np.ndarray] = {}
+    for utt in (feats_scp if utts is None else utts):
+        if utt not in feats_scp:
+            raise KeyError(f"{data_dir}/feats.scp: no features for utterance {utt}")
+        spec = feats_scp[utt]
+        raw = np.asarray(kaldiio.load_mat(spec), dtype=np.float32)
+        if (raw.ndim != 2 or raw.shape[0] == 0) and not keep_empty:
+            reason = "no frames"
+            logger.warning("utterance %s (%s/feats.scp): %s; skipped", utt, data_dir, reason)
+            if skipped is not None:
+                skipped.append((utt, reason))
+            continue
+        if not np.isfinite(raw).all():
+            bad = int((~np.isfinite(raw).all(axis=1)).sum())
+            raise ValueError(f"utterance {utt}: non-finite features (NaN or Inf) in {bad} of "
+                             f"{raw.shape[0]} frames ({data_dir}/feats.scp: {spec})")
+        spk = utt2spk.get(utt)
+        if spk is None:
+            raise KeyError(f"{data_dir}/utt2spk: no speaker for utterance {utt}")
+        if cmvn_mode == "none":
+            x = raw
+        elif cmvn_mode == "utterance":
+            x = apply_cmvn(raw, cmvn_stats(raw), norm_vars)
+        else:
+            if spk not in cmvn:
+                cmvn[spk] = _speaker_cmvn(data_dir, spk, cmvn_scp, feats_scp, utt2spk)
+            x = apply_cmvn(raw, cmvn[spk], norm_vars)
+        if delta_order:
+            x = add_deltas(x, delta_order)
+        if dim is not None and x.shape[1] != dim:
+            raise ValueError(f"utterance {utt}: feature dimension {x.shape[1]} (raw {raw.shape[1]}, "
+                             f"delta order {delta_order}) does not match the model's {dim} "
+                             f"({data_dir}/feats.scp: {spec})")
+        yield utt, x.astype(dtype, copy=False)
+
+
+def _speaker_cmvn(data_dir: Path, spk: str, cmvn_scp: Mapping[str, str], feats_scp: Mapping[str, str],
+                  utt2spk: Mapping[str, str]) -> np.ndarray:
+    """A speaker's CMVN stats ``(2, D + 1) float64`` from cmvn.scp.
+
+    Raises:
+      KeyError: no stats for the speaker.
+      ValueError: non-finite stats, naming the speaker's utterance with
+        non-finite features that most likely caused them, or else the
+        speaker and its cmvn.scp entry.
+    """
+    import kaldiio
+
+    if spk not in cmvn_scp:
+        raise KeyError(f"{data_dir}/cmvn.scp: no CMVN stats for speaker {spk}")
+    stats = np.asarray(kaldiio.load_mat(cmvn_scp[spk]), dtype=np.float64)
+    if not np.isfinite(stats).all():
+        for other in (u for u, s in utt2spk.items() if s == spk and u in feats_scp):
+            if not np.isfinite(kaldiio.load_mat(feats_scp[other])).all():
+                raise ValueError(f"utterance {other}: non-finite features (NaN or Inf), which also "
+                                 f"spoil the CMVN stats of its speaker {spk} ({data_dir}/feats.scp: "
+                                 f"{feats_scp[other]})")
+        raise ValueError(f"speaker {spk}: non-finite CMVN stats ({data_dir}/cmvn.scp: {cmvn_scp[spk]})")
+    return stats
+
+
 def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int = 0,
                   utts=None) -> Dict[str, np.ndarray]:
-    """Features of a data dir, speaker-CMVN applied, deltas optionally added.
+    """Features of a data dir for the acoustic models, all in memory:
+    speaker CMVN applied, deltas optionally added (:func:`iter_features`
+    with ``cmvn_mode="speaker"``; utterances with no frames are kept, as
+    ``(0, D')`` matrices).
 
     Args:
       data_dir: holds feats.scp, cmvn.scp and utt2spk.
@@ -268,38 +401,72 @@ def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int 
       utts: restrict to these utterances (default: all in feats.scp).
 
     Returns:
-      utterance -> ``(T, D * (delta_order + 1)) float32``, in feats.scp order.
+      utterance -> ``(T, D * (delta_order + 1)) float32``, in feats.scp
+      order (or ``utts`` order).
 
     Raises:
       FileNotFoundError: feats.scp or cmvn.scp missing.
-      KeyError: an utterance without a speaker or a speaker without CMVN
-        stats, naming it.
+      KeyError: an utterance without features or without a speaker, or a
+        speaker without CMVN stats, naming it.
+      ValueError: non-finite features or CMVN stats (see
+        :func:`iter_features`).
     """
-    import kaldiio
+    return dict(iter_features(data_dir, norm_vars, delta_order, cmvn_mode="speaker", utts=utts,
+                              keep_empty=True, dtype=np.float32))
 
-    from .datadir import read_table
 
-    data_dir = Path(data_dir)
-    feats_scp = read_table(data_dir / "feats.scp")
-    cmvn_scp = read_table(data_dir / "cmvn.scp")
-    utt2spk = read_table(data_dir / "utt2spk")
-    wanted = list(feats_scp) if utts is None else list(utts)
-    out: Dict[str, np.ndarray] = {}
-    stats_cache: Dict[str, np.ndarray] = {}
-    for utt in wanted:
-        if utt not in feats_scp:
-            raise KeyError(f"{data_dir}/feats.scp: no features for utterance {utt}")
-        spk = utt2spk.get(utt)
-        if spk is None:
-            raise KeyError(f"{data_dir}/utt2spk: no speaker for utterance {utt}")
-        if spk not in stats_cache:
-            if spk not in cmvn_scp:
-                raise KeyError(f"{data_dir}/cmvn.scp: no CMVN stats for speaker {spk}")
-            stats_cache[spk] = np.asarray(kaldiio.load_mat(cmvn_scp[spk]), dtype=np.float64)
-        m = np.asarray(kaldiio.load_mat(feats_scp[utt]), dtype=np.float32)
-        m = apply_cmvn(m, stats_cache[spk], norm_vars)
-        out[utt] = add_deltas(m, delta_order) if delta_order else m
-    return out
+class Throughput:
+    """Frames per second of a job: ``add(num_frames)`` per utterance, then ``str()``."""
+
+    def __init__(self):
+        self.start = time.time()
+        self.frames = 0
+        self.utts = 0
+
+    def add(self, num_frames: int) -> None:
+        self.frames += int(num_frames)
+        self.utts += 1
+
+    def __str__(self) -> str:
+        sec = max(time.time() - self.start, 1e-9)
+        return f"{self.utts} utterances, {self.frames} frames in {sec:.2f} s ({self.frames / sec:.0f} frames/s)"
+
+
+class FeatureReader:
+    """One job's pass over a data dir's features (:func:`iter_features`,
+    float64), counting what it reads for the job's log.
+
+    Iterate it for ``(utt, x)``; afterwards :attr:`skipped` lists the
+    ``(utt, reason)`` of the utterances skipped and ``str(reader)`` is
+    ``"<n> utterances, <f> frames in <s> s (<r> frames/s); <k> skipped"``.
+
+    Args:
+      data_dir: the job's data dir.
+      opts: the feature options.
+      dim: the model's feature dimension, checked if given.
+    """
+
+    def __init__(self, data_dir: PathLike, opts: "FeatureOpts", dim: Optional[int] = None):
+        self.data_dir = data_dir
+        self.opts = opts
+        self.dim = dim
+        self.skipped: List[Tuple[str, str]] = []
+        self.speed = Throughput()
+
+    @classmethod
+    def for_model(cls, model_dir: PathLike, data_dir: PathLike, dim: Optional[int] = None) -> "FeatureReader":
+        """Features prepared as recorded in ``model_dir`` (:meth:`FeatureOpts.read`)."""
+        return cls(data_dir, FeatureOpts.read(model_dir), dim)
+
+    def __iter__(self) -> Iterator[Tuple[str, np.ndarray]]:
+        o = self.opts
+        for utt, x in iter_features(self.data_dir, o.norm_vars, o.delta_order, cmvn_mode=o.cmvn_mode,
+                                    dim=self.dim, skipped=self.skipped):
+            yield utt, x
+            self.speed.add(x.shape[0])
+
+    def __str__(self) -> str:
+        return f"{self.speed}; {len(self.skipped)} skipped"
 
 
 # ------------------------------------------------- feature options of a model
@@ -309,7 +476,9 @@ CMVN_MODES = ("speaker", "utterance", "none")
 def write_feature_opts(model_dir: PathLike, norm_vars: bool, delta_order: int, cmvn_mode: str = "speaker") -> None:
     """Record the feature options in ``model_dir`` (every GMM and UBM step does):
     ``cmvn_opts`` (``--norm-vars=true|false --cmvn-mode=speaker|utterance|none``)
-    and ``delta_order``."""
+    and ``delta_order``. ``cmvn_mode`` is ``speaker`` for the acoustic
+    models, whose features :func:`load_features` reads; the UBM step passes
+    its ``--cmvn-mode``."""
     if cmvn_mode not in CMVN_MODES:
         raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
     d = Path(model_dir)
@@ -337,3 +506,24 @@ def read_cmvn_mode(model_dir: PathLike) -> str:
     """The ``--cmvn-mode`` recorded in ``model_dir``/cmvn_opts (``speaker`` if absent)."""
     m = re.search(r"--cmvn-mode=(\S+)", (Path(model_dir) / "cmvn_opts").read_text())
     return m.group(1) if m else "speaker"
+
+
+@dataclass(frozen=True)
+class FeatureOpts:
+    """The feature options of a model: CMVN (``cmvn_mode``, one of
+    :data:`CMVN_MODES`, and ``norm_vars``) and ``delta_order``."""
+
+    norm_vars: bool
+    delta_order: int
+    cmvn_mode: str
+
+    @classmethod
+    def read(cls, model_dir: PathLike) -> "FeatureOpts":
+        """The options recorded in ``model_dir`` (:func:`read_feature_opts`,
+        :func:`read_cmvn_mode`)."""
+        norm_vars, delta_order = read_feature_opts(model_dir)
+        return cls(norm_vars, delta_order, read_cmvn_mode(model_dir))
+
+    def write(self, model_dir: PathLike) -> None:
+        """Record them in ``model_dir`` (:func:`write_feature_opts`)."""
+        write_feature_opts(model_dir, self.norm_vars, self.delta_order, self.cmvn_mode)

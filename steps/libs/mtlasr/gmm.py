@@ -54,8 +54,10 @@ def write_ali(path: PathLike, ali: Mapping[str, Sequence[int]]) -> None:
     ark of int32 vectors (``ali.N.gz``), sorted by utterance, atomically."""
     import kaldiio
 
+    # No file name and a zero time stamp in the gzip header: identical
+    # alignments give byte-identical files.
     with atomic_open(path, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb") as f:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
             kaldiio.save_ark(f, {u: np.asarray(ali[u], dtype=np.int32) for u in sorted(ali)})
 
 
@@ -169,6 +171,7 @@ def equal_align(graph, num_frames: int, utt: str) -> List[int]:
     return list(seq)
 
 
+
 def align(am, tm, graph, feats: np.ndarray, beam: float, retry_beam: float,
           acoustic_scale: float = 0.1, transition_scale: float = 1.0,
           self_loop_scale: float = 0.1, utt: str = "?") -> Optional[Tuple[List[int], float]]:
@@ -243,11 +246,64 @@ class Accumulator:
         self.frames += len(ali)
 
 
+def split_by_count(am, state_occs: np.ndarray, target: int, rng: np.random.Generator,
+                   perturb_factor: float = 0.01, power: float = 0.25, min_count: float = 20.0) -> int:
+    """Mix up ``am`` towards ``target`` Gaussians in total, reproducibly.
+
+    Kaldi's mixing-up (gmm-est --mix-up; AmDiagGmm::SplitByCount): the
+    Gaussians are allotted to pdfs in proportion to occupancy^power (no pdf
+    given more than occupancy / min_count), and a pdf that gets more
+    repeatedly splits its heaviest component in two, halving its weight and
+    moving the two means apart by +-``perturb_factor`` standard deviations
+    along a random direction z ~ N(0, I):
+    mu_new = mu + f sigma z, mu_old = mu - f sigma z.
+
+    The binding draws that direction from ``std::random_device``, which no
+    seed reaches, so every run gave another model. Here the binding does the
+    allotment and the splitting with perturbation 0 (deterministic), and the
+    perturbation is applied afterwards, in the binding's split order, with
+    directions drawn from ``rng``: the same algorithm, but a function of the
+    seed.
+
+    Args:
+      am: ``kaldi_hmm_gmm.AmDiagGmm``, modified in place (gconsts recomputed).
+      state_occs: ``(num_pdfs,)`` occupancies (frames) of the pdfs.
+      target: total number of Gaussians wanted.
+      rng: the training run's generator (its state advances).
+
+    Returns: the number of Gaussians after mixing up.
+    """
+    import kaldi_hmm_gmm as khg
+
+    plan = khg.AmDiagGmm()
+    plan.copy_from_am_diag_gmm(am)
+    plan.split_by_count(state_occs=np.asarray(state_occs, dtype=np.float32), target_components=target,
+                        perturb_factor=0.0, power=power, min_count=min_count)
+    for pdf in range(am.num_pdfs):
+        want = plan.num_gauss_in_pdf(pdf)
+        gmm = am.get_pdf(pdf)
+        first_new = gmm.num_gauss
+        if want <= first_new:
+            continue
+        history = gmm.split(want, 0.0)
+        means = np.array(gmm.means, dtype=np.float64)
+        std = np.sqrt(np.asarray(gmm.vars, dtype=np.float64))
+        for k, src in enumerate(history):
+            step = perturb_factor * std[src] * rng.standard_normal(means.shape[1])
+            means[first_new + k] = means[src] + step
+            means[src] -= step
+        gmm.set_means(means.astype(np.float32))
+    am.compute_gconsts()
+    return am.num_gauss
+
+
 def update(am, tm, acc: Accumulator, num_gauss: int, power: float = 0.25,
            min_gaussian_occupancy: float = 3.0, perturb_factor: float = 0.01,
-           min_count: float = 20.0) -> Tuple[float, float]:
+           min_count: float = 20.0, rng: Optional[np.random.Generator] = None) -> Tuple[float, float]:
     """ML re-estimation of transitions and GMMs, then mix-up to ``num_gauss``
-    (Gaussians allotted to pdfs in proportion to occupancy^power; gmm-est).
+    (:func:`split_by_count`; gmm-est). ``rng`` draws the mix-up perturbations
+    (a training run passes one generator to every update; None: a generator
+    seeded with 0).
 
     Returns: (average log-likelihood per frame before the update, frames).
     """
@@ -261,7 +317,7 @@ def update(am, tm, acc: Accumulator, num_gauss: int, power: float = 0.25,
                                flags=khg.str_to_gmm_flags("mvw"), am_gmm=am)
     occs = np.array([acc.gmm.get_acc(i).occupancy.sum() for i in range(acc.gmm.num_accs)], dtype=np.float32)
     if num_gauss > am.num_gauss:
-        am.split_by_count(state_occs=occs, target_components=num_gauss, perturb_factor=perturb_factor,
-                          power=power, min_count=min_count)
+        split_by_count(am, occs, num_gauss, rng if rng is not None else np.random.default_rng(0),
+                       perturb_factor, power, min_count)
     am.compute_gconsts()
     return acc.log_like / max(acc.frames, 1), acc.frames

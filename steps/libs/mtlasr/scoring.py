@@ -1,153 +1,156 @@
-"""Phone error rate (PER) scoring for TIMIT-style phone recognition.
+"""Error-rate scoring (WER, PER, CER) of hypothesis transcripts on any token set.
 
-References and hypotheses are phone sequences (normally in the 48-phone
-training set). Before alignment both are folded to the 39-phone scoring set
-of Lee & Hon (1989), "Speaker-independent phone recognition using hidden
-Markov models", IEEE Trans. ASSP 37(11); ``sil`` is scored as an ordinary
-token. The error rate is the usual Levenshtein-based measure
+References and hypotheses are Kaldi ``text`` tables (``utt tok1 tok2 ...``).
+Before alignment both sides go through the same normalisation
+(:func:`normalize`):
 
-    PER = (S + D + I) / N * 100
+1. tokens in the *ignore* list are removed;
+2. with a *token map* (lines ``src dst``, or ``src`` alone for a token that
+   is deleted) every remaining token is replaced by its target; a token that
+   is not in the map is an error (a map is a closed vocabulary, e.g. the
+   48 -> 39 phone folding of Lee & Hon, 1989, IEEE Trans. ASSP 37(11));
+3. tokens in the ignore list are removed again, so that a map target (say
+   ``sil``) can be ignored too;
+4. for CER each remaining token is split into its characters (Python code
+   points); the spaces between words are *not* counted as characters.
 
-with S substitutions, D deletions, I insertions and N reference phones,
-obtained from a minimum edit-distance alignment (``kaldialign.align``).
+The error rate is the usual Levenshtein-based measure
+
+    ER = (S + D + I) / N * 100   (percent)
+
+with S substitutions, D deletions, I insertions and N reference tokens
+(words for WER, phones for PER, characters for CER), from a minimum
+edit-distance alignment (``kaldialign.align``, unit costs). The per-utterance
+counts are summed before dividing, so long utterances weigh more than short
+ones, as in NIST sclite and Kaldi's ``compute-wer``.
+
+Outputs (:func:`write_report`) for a metric ``m`` in ``wer``/``per``/``cer``:
+``<m>`` (one summary line ``%WER 31.25 [ 100 / 320, 20 ins, 30 del, 50 sub ]
+name``), ``<m>_spk`` (a per-speaker table) and ``<m>_utt`` (four lines per
+utterance: ``utt ref ...``, ``utt hyp ...``, ``utt op C/S/D/I ...``,
+``utt #csid c s d i``).
 """
+
+from __future__ import annotations
 
 import dataclasses
 import logging
 import math
 import os
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import kaldialign
 
+from mtlasr.datadir import PathLike, atomic_open, read_table
+
 EPS = "<eps>"
-_SHOW_EPS = "***"  # how an epsilon is printed in per_utt
-_MODES = ("all", "present", "strict")
+_SHOW_EPS = "***"  # how an epsilon is printed in <metric>_utt
+MODES = ("all", "present", "strict")
+METRICS = ("wer", "per", "cer")
+DEFAULT_METRIC = "wer"
+DEFAULT_MODE = "all"
+_UNIT = {"wer": "#words", "per": "#phones", "cer": "#chars"}
 
 logger = logging.getLogger(__name__)
 
 Pair = Tuple[str, str]
+TokenMap = Dict[str, Optional[str]]
 
 
-def read_phone_map(path: str, src_col: int, dst_col: int) -> Dict[str, Optional[str]]:
-    """Read a ``timit60 train48 score39`` phone map.
+def add_metric_option(parser, what: str) -> None:
+    """``--metric wer|per|cer`` (default :data:`DEFAULT_METRIC`) on an
+    argparse parser; ``what`` says what the option selects."""
+    parser.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC, help=f"{what} (default %(default)s)")
+
+
+def check_metric(metric: str) -> str:
+    """Return ``metric`` if it is one of :data:`METRICS`, else raise ValueError."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return metric
+
+
+def read_token_map(path: PathLike) -> TokenMap:
+    """Read a token map: ``src dst`` per line, or ``src`` alone (token deleted).
 
     Args:
-        path (str): map file; each line has 3 whitespace-separated columns
-            (60-, 48- and 39-phone symbols) or 1 column (a 60-set phone that is
-            deleted, e.g. ``q``). Blank lines are ignored.
-        src_col (int): column of the source phones (0=60, 1=48, 2=39).
-        dst_col (int): column of the target phones (0, 1 or 2).
+        path: the map file. Blank lines are ignored; a line may repeat an
+            earlier one with the same target.
 
     Returns:
-        dict[str, str | None]: source phone -> target phone. One-column lines
-        map to None (phone deleted) when ``src_col`` is 0; for other source
-        columns they are skipped (the phone is not in that set).
+        dict[str, str | None]: source token -> target token, None for a
+        deleted token, in file order.
 
     Raises:
-        ValueError: bad column numbers; a line with 2 or more than 3 columns
-            (the message names the file and line number); a source phone
-            mapped to two different targets.
+        ValueError: a line with more than 2 columns, or a source token given
+            two different targets (the message names file and line).
         OSError: the file cannot be read.
     """
-    if src_col not in (0, 1, 2) or dst_col not in (0, 1, 2):
-        raise ValueError(f"read_phone_map: columns must be 0, 1 or 2, got {src_col}, {dst_col}")
-    mapping: Dict[str, Optional[str]] = {}
+    mapping: TokenMap = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             cols = line.split()
             if not cols:
                 continue
-            if len(cols) == 1:
-                if src_col != 0:
-                    continue
-                src, dst = cols[0], None
-            elif len(cols) == 3:
-                src, dst = cols[src_col], cols[dst_col]
-            else:
-                raise ValueError(f"{path}:{lineno}: expected 1 or 3 columns, got {len(cols)}: {line.strip()!r}")
+            if len(cols) > 2:
+                raise ValueError(f"{path}:{lineno}: expected 'src dst' or 'src', "
+                                 f"got {len(cols)} columns: {line.strip()!r}")
+            src, dst = cols[0], (cols[1] if len(cols) == 2 else None)
             if src in mapping and mapping[src] != dst:
-                raise ValueError(f"{path}:{lineno}: phone {src!r} mapped to both {mapping[src]!r} and {dst!r}")
+                raise ValueError(f"{path}:{lineno}: token {src!r} mapped to both "
+                                 f"{mapping[src]!r} and {dst!r}")
             mapping[src] = dst
     return mapping
 
 
-def fold(seq: Iterable[str], mapping: Dict[str, Optional[str]], what: str) -> List[str]:
-    """Map each phone of ``seq`` through ``mapping``, dropping those mapped to None.
+def normalize(tokens: Iterable[str], what: str, metric: str = DEFAULT_METRIC,
+              token_map: Optional[TokenMap] = None, ignore: Iterable[str] = (),
+              map_name: str = "the token map") -> List[str]:
+    """Normalise one transcript for scoring (steps 1-4 of the module docstring).
 
     Args:
-        seq (Iterable[str]): phone sequence.
-        mapping (dict[str, str | None]): as returned by :func:`read_phone_map`.
-        what (str): description used in errors (e.g. the utterance id).
+        tokens: the transcript's tokens (words or phones), length T.
+        what: names the transcript in errors, e.g. ``"hyp.txt: utterance u1"``.
+        metric: ``wer``, ``per`` or ``cer``; ``cer`` splits tokens into characters.
+        token_map: from :func:`read_token_map`, or None (no mapping).
+        ignore: tokens removed before and after mapping.
+        map_name: names the map in errors (normally its file name).
 
     Returns:
-        list[str]: the folded sequence (possibly shorter than ``seq``).
+        list[str]: the tokens to align (characters for CER); possibly empty.
 
     Raises:
-        ValueError: a phone is not in the map (names ``what`` and the phone).
+        ValueError: unknown metric; with a map, a token (not ignored) that is
+            not in it (names ``what``, the token and ``map_name``).
     """
-    out = []
-    for p in seq:
-        if p not in mapping:
-            raise ValueError(f"{what}: phone {p!r} is not in the phone map")
-        if mapping[p] is not None:
-            out.append(mapping[p])
+    check_metric(metric)
+    skip = frozenset(ignore)
+    out = [t for t in tokens if t not in skip]
+    if token_map is not None:
+        mapped = []
+        for t in out:
+            if t not in token_map:
+                raise ValueError(f"{what}: token {t!r} is not in {map_name}")
+            dst = token_map[t]
+            if dst is not None and dst not in skip:
+                mapped.append(dst)
+        out = mapped
+    if metric == "cer":
+        out = [ch for t in out for ch in t]
     return out
 
 
-def _read_table(path: str, kind: str) -> Dict[str, List[str]]:
-    table: Dict[str, List[str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.split()
-            if not cols:
-                continue
-            if cols[0] in table:
-                raise ValueError(f"{path}:{lineno}: duplicate {kind} id {cols[0]!r}")
-            table[cols[0]] = cols[1:]
-    return table
+def read_text(path: PathLike) -> Dict[str, List[str]]:
+    """Read a Kaldi ``text`` table (``utt tok1 tok2 ...``) as utt -> token list.
 
-
-def read_text(path: str) -> Dict[str, List[str]]:
-    """Read a Kaldi ``text`` file (``utt p1 p2 ...`` per line).
-
-    Args:
-        path (str): the file. Blank lines are ignored; an utterance id with no
-            phones is kept with an empty transcript ``[]``.
-
-    Returns:
-        dict[str, list[str]]: utterance id -> phone list, in file order.
+    An utterance id with no tokens is kept with ``[]``; blank lines are
+    ignored (``mtlasr.datadir.read_table`` with ``allow_empty_value=True``).
 
     Raises:
-        ValueError: duplicate utterance id (names file and line).
+        ValueError: a duplicate utterance id (names file and line).
         OSError: the file cannot be read.
     """
-    return _read_table(path, "utterance")
-
-
-def read_utt2spk(path: str) -> Dict[str, str]:
-    """Read a Kaldi ``utt2spk`` file (``utt spk`` per line).
-
-    Returns:
-        dict[str, str]: utterance id -> speaker id.
-
-    Raises:
-        ValueError: a line without exactly 2 columns, or a duplicate utterance
-            id (names file and line).
-        OSError: the file cannot be read.
-    """
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.split()
-            if not cols:
-                continue
-            if len(cols) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'utt spk', got {line.strip()!r}")
-            if cols[0] in out:
-                raise ValueError(f"{path}:{lineno}: duplicate utterance id {cols[0]!r}")
-            out[cols[0]] = cols[1]
-    return out
+    return {u: v.split() for u, v in read_table(path, allow_empty_value=True).items()}
 
 
 @dataclasses.dataclass
@@ -189,7 +192,7 @@ class ErrorCounts:
                            self.dele + other.dele, self.ins + other.ins)
 
 
-def align_and_count(ref: List[str], hyp: List[str]) -> Tuple[ErrorCounts, List[Pair]]:
+def align_and_count(ref: Sequence[str], hyp: Sequence[str]) -> Tuple[ErrorCounts, List[Pair]]:
     """Align two token sequences with minimum edit distance and count errors.
 
     Args:
@@ -236,9 +239,9 @@ class ScoreResult:
     per_utt: Dict[str, Tuple[ErrorCounts, List[Pair]]]
 
 
-def score(refs: Dict[str, List[str]], hyps: Dict[str, List[str]],
-          utt2spk: Optional[Dict[str, str]] = None, mode: str = "all") -> ScoreResult:
-    """Score hypotheses against references (sequences should already be folded).
+def score(refs: Mapping[str, Sequence[str]], hyps: Mapping[str, Sequence[str]],
+          utt2spk: Optional[Mapping[str, str]] = None, mode: str = DEFAULT_MODE) -> ScoreResult:
+    """Score hypotheses against references (both already normalised).
 
     Args:
         refs (dict[str, list[str]]): utterance id -> reference tokens.
@@ -254,13 +257,13 @@ def score(refs: Dict[str, List[str]], hyps: Dict[str, List[str]],
         ScoreResult
 
     Raises:
-        ValueError: unknown mode.
+        ValueError: unknown mode; a token ``<eps>`` (names the utterance).
         KeyError: hypothesis ids not in ``refs``; (strict) the first
             reference missing from ``hyps``; an utterance missing from
             ``utt2spk``.
     """
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     extra = [u for u in hyps if u not in refs]
     if extra:
         raise KeyError(f"{len(extra)} hypothesis utterance(s) not in the reference, "
@@ -286,7 +289,10 @@ def score(refs: Dict[str, List[str]], hyps: Dict[str, List[str]],
             spk = utt2spk[utt]
         else:
             raise KeyError(f"utterance {utt} is not in utt2spk")
-        counts, pairs = align_and_count(ref, hyps.get(utt, []))
+        try:
+            counts, pairs = align_and_count(ref, hyps.get(utt, []))
+        except ValueError as e:
+            raise ValueError(f"utterance {utt}: {e}") from e
         per_utt[utt] = (counts, pairs)
         total = total + counts
         per_spk[spk] = per_spk.get(spk, ErrorCounts()) + counts
@@ -296,21 +302,59 @@ def score(refs: Dict[str, List[str]], hyps: Dict[str, List[str]],
                        {s: spk_nutt[s] for s in order}, per_utt)
 
 
-def per_line(counts: ErrorCounts, name: str) -> str:
-    """Format ``%PER 31.25 [ 100 / 320, 20 ins, 30 del, 50 sub ] name``."""
-    return (f"%PER {counts.rate:.2f} [ {counts.errors} / {counts.ref_len}, "
-            f"{counts.ins} ins, {counts.dele} del, {counts.sub} sub ] {name}")
+def score_files(ref_text: PathLike, hyp_text: PathLike, metric: str = DEFAULT_METRIC,
+                token_map: Optional[PathLike] = None, ignore: Iterable[str] = (),
+                utt2spk: Optional[PathLike] = None, mode: str = DEFAULT_MODE) -> ScoreResult:
+    """Read, normalise (:func:`normalize`) and score two ``text`` files.
+
+    Args:
+        ref_text, hyp_text: Kaldi text tables of references and hypotheses.
+        metric: ``wer``, ``per`` or ``cer``.
+        token_map: a map file for :func:`read_token_map`, or None.
+        ignore: tokens removed from both sides before alignment.
+        utt2spk: a ``utt spk`` table for the per-speaker counts, or None
+            (every utterance its own speaker).
+        mode: handling of missing hypotheses, see :func:`score`.
+
+    Returns:
+        ScoreResult
+
+    Raises:
+        ValueError: unknown metric or mode; a malformed table or map; a token
+            not in the map (names the text file, the utterance, the token and
+            the map file); an utt2spk line with more than one speaker.
+        KeyError: see :func:`score`.
+        OSError: a file cannot be read.
+    """
+    check_metric(metric)
+    mapping = read_token_map(token_map) if token_map is not None else None
+    ignore = tuple(ignore)
+
+    def load(path: PathLike) -> Dict[str, List[str]]:
+        return {u: normalize(toks, f"{path}: utterance {u}", metric, mapping, ignore,
+                             f"the token map {token_map}")
+                for u, toks in read_text(path).items()}
+
+    spk_table = None
+    if utt2spk is not None:
+        spk_table = read_table(utt2spk)
+        bad = next((u for u, s in spk_table.items() if len(s.split()) != 1), None)
+        if bad is not None:
+            raise ValueError(f"{utt2spk}: utterance {bad}: expected 'utt spk', "
+                             f"got {bad} {spk_table[bad]!r}")
+    return score(load(ref_text), load(hyp_text), spk_table, mode)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def summary_line(counts: ErrorCounts, name: str, metric: str = DEFAULT_METRIC) -> str:
+    """Format ``%WER 31.25 [ 100 / 320, 20 ins, 30 del, 50 sub ] name``
+    (``%PER`` / ``%CER`` for the other metrics)."""
+    return (f"%{check_metric(metric).upper()} {counts.rate:.2f} [ {counts.errors} / "
+            f"{counts.ref_len}, {counts.ins} ins, {counts.dele} del, {counts.sub} sub ] {name}")
 
 
-def _spk_table(result: ScoreResult) -> str:
-    header = ["speaker", "#utt", "#phones", "corr", "sub", "del", "ins", "err", "PER"]
+def _spk_table(result: ScoreResult, metric: str) -> str:
+    header = ["speaker", "#utt", _UNIT[metric], "corr", "sub", "del", "ins", "err",
+              metric.upper()]
     rows = [header]
     items = [(s, result.spk_nutt[s], c) for s, c in result.per_spk.items()]
     items.append(("SUM", len(result.per_utt), result.total))
@@ -334,7 +378,9 @@ def _op(r: str, h: str) -> str:
 
 
 def _utt_block(utt: str, counts: ErrorCounts, pairs: List[Pair]) -> str:
-    show = lambda t: _SHOW_EPS if t == EPS else t  # noqa: E731
+    def show(t: str) -> str:
+        return _SHOW_EPS if t == EPS else t
+
     refs = [show(r) for r, _ in pairs]
     hyps = [show(h) for _, h in pairs]
     ops = [_op(r, h) for r, h in pairs]
@@ -347,30 +393,36 @@ def _utt_block(utt: str, counts: ErrorCounts, pairs: List[Pair]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: ScoreResult, outdir: str, name: str) -> str:
-    """Write ``per``, ``per_spk`` and ``per_utt`` into ``outdir``.
+def write_report(result: ScoreResult, outdir: PathLike, name: str,
+                 metric: str = DEFAULT_METRIC) -> str:
+    """Write ``<metric>``, ``<metric>_spk`` and ``<metric>_utt`` into ``outdir``.
 
-    Each file is written to ``<file>.tmp`` and then moved into place with
-    ``os.replace``. ``per`` holds the single ``%PER`` line; ``per_spk`` a table
-    (speaker, #utt, #phones, corr, sub, del, ins, err, PER) ending with a SUM
-    row; ``per_utt`` four lines per utterance (``ref``, ``hyp``, ``op`` with
-    C/S/D/I and epsilons shown as ``***``, then ``#csid c s d i``).
+    Each file is written atomically (``mtlasr.datadir.atomic_open``).
+    ``<metric>`` holds the single summary line (:func:`summary_line`);
+    ``<metric>_spk`` a table (speaker, #utt, #words/#phones/#chars, corr,
+    sub, del, ins, err, rate) ending with a SUM row; ``<metric>_utt`` four
+    lines per utterance (``ref``, ``hyp``, ``op`` with C/S/D/I and epsilons
+    shown as ``***``, then ``#csid c s d i``: correct, substituted, deleted,
+    inserted tokens), in the order of ``result.per_utt``.
 
     Args:
         result (ScoreResult): from :func:`score`.
-        outdir (str): output directory (created if missing).
-        name (str): label appended to the ``%PER`` line.
+        outdir: output directory (created if missing).
+        name: label appended to the summary line (e.g. the hypothesis file).
+        metric: ``wer``, ``per`` or ``cer`` (lower case; names the files).
 
     Returns:
-        str: the ``%PER`` line.
+        str: the summary line.
 
     Raises:
+        ValueError: unknown metric.
         OSError: the directory or files cannot be written.
     """
-    os.makedirs(outdir, exist_ok=True)
-    line = per_line(result.total, name)
-    _write_atomic(os.path.join(outdir, "per"), line + "\n")
-    _write_atomic(os.path.join(outdir, "per_spk"), _spk_table(result))
-    _write_atomic(os.path.join(outdir, "per_utt"),
-                  "".join(_utt_block(u, c, p) for u, (c, p) in result.per_utt.items()))
+    line = summary_line(result.total, name, metric)
+    base = os.path.join(os.fspath(outdir), metric)
+    for path, text in ((base, line + "\n"), (base + "_spk", _spk_table(result, metric)),
+                       (base + "_utt", "".join(_utt_block(u, c, p)
+                                               for u, (c, p) in result.per_utt.items()))):
+        with atomic_open(path) as f:
+            f.write(text)
     return line

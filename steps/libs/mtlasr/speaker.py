@@ -1,5 +1,5 @@
 """Speaker-verification scoring of embeddings (i-vectors): cosine scores,
-trial lists and the equal error rate.
+trial lists and the equal error rate; speaker averages of embeddings.
 
 Cosine scoring of i-vectors: Dehak et al., "Front-end factor analysis for
 speaker verification", IEEE TASLP 19(4), 2011, eq. 11 (here after
@@ -8,9 +8,12 @@ subtracting the mean of a background set, and without WCCN/LDA).
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def length_normalise(x: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
@@ -83,18 +86,43 @@ def compute_eer(scores: np.ndarray, target: np.ndarray) -> Tuple[float, float]:
     return float(eer), float(thr[k - 1] + a * (thr[k] - thr[k - 1]))
 
 
-def speaker_means(vectors: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
-    """Mean vector of each speaker's utterances and the utterance counts.
+def speaker_means(vectors: Mapping[str, np.ndarray], utt2spk: Mapping[str, str],
+                  speakers: Optional[Sequence[str]] = None) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+    """Mean vector of each speaker's utterances and the number of utterances
+    averaged (Kaldi's ivector-mean).
 
-    A speaker with one utterance gets that utterance's vector.
+    Sums are float64, in the order of ``vectors``; a speaker with a single
+    utterance gets that utterance's vector unchanged.
+
+    Args:
+      vectors: utterance -> ``(D,)``.
+      utt2spk: utterance -> speaker, for every utterance of ``vectors``.
+      speakers: the speakers wanted, in output order (e.g. those of
+        spk2utt): one without any vector (its utterances skipped, e.g. for
+        having no frames) gets no entry, and a warning names it. Default:
+        every speaker with a vector, in order of first appearance.
+
+    Returns:
+      ``(speaker -> (D,) float32 mean, speaker -> number of utterances)``.
+
+    Raises:
+      KeyError: an utterance of ``vectors`` without a speaker, naming it.
     """
     sums: Dict[str, np.ndarray] = {}
     counts: Dict[str, int] = {}
     for u, v in vectors.items():
+        if u not in utt2spk:
+            raise KeyError(f"utterance {u} has no speaker in utt2spk")
         s = utt2spk[u]
         sums[s] = sums.get(s, 0) + np.asarray(v, dtype=np.float64)
         counts[s] = counts.get(s, 0) + 1
-    return {s: (sums[s] / counts[s]).astype(np.float32) for s in sums}, counts
+    for s in [] if speakers is None else speakers:
+        if s not in sums:
+            logger.warning("speaker %s: none of its %d utterances has an i-vector; no speaker i-vector",
+                           s, sum(1 for spk in utt2spk.values() if spk == s))
+    order = sums if speakers is None else [s for s in speakers if s in sums]
+    return ({s: (sums[s] / counts[s]).astype(np.float32) for s in order},
+            {s: counts[s] for s in order})
 
 
 def trial_table(utts: List[str], i: np.ndarray, j: np.ndarray, scores: np.ndarray, target: np.ndarray) -> List[str]:

@@ -10,10 +10,10 @@ Features as the model was trained (``cmvn_opts``, ``delta_order`` in
 their transcript, are skipped with a warning naming them (as in Kaldi).
 """
 
-import argparse
 import logging
 import sys
 
+from mtlasr.cli import make_parser, program
 from mtlasr import gmm
 from mtlasr.datadir import DataDir
 from mtlasr.features import load_features, read_feature_opts
@@ -23,20 +23,15 @@ logger = logging.getLogger("align_gmm")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--beam", type=float, default=10.0, help="(default %(default)s)")
-    p.add_argument("--retry-beam", type=float, default=40.0, help="(default %(default)s)")
-    p.add_argument("--boost-silence", type=float, default=1.0, help="(default %(default)s)")
-    p.add_argument("lang_dir")
-    p.add_argument("model_dir")
-    p.add_argument("data_dir")
-    p.add_argument("ali")
+    p = make_parser(__doc__, "lang_dir", "model_dir", "data_dir", "ali")
+    # steps/align_si.sh passes every option: their defaults live there.
+    p.add_argument("--beam", type=float, required=True, help="alignment beam")
+    p.add_argument("--retry-beam", type=float, required=True, help="beam of the second try when the first fails")
+    p.add_argument("--boost-silence", type=float, required=True, help="factor on the silence weights while aligning")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
+def run(args):
     lang = Lang(args.lang_dir)
     tm, tree, am = gmm.load_model(f"{args.model_dir}/final.mdl")
     am = gmm.boost_silence(am, tm, lang.silence_ids, args.boost_silence)
@@ -59,6 +54,8 @@ def main(argv=None):
             failed += 1
             continue
         ali[utt], like, frames = r[0], like + r[1], frames + x.shape[0]
+    if lang.oov.oov_tokens:
+        logger.info("%s", lang.oov_summary())
     if not ali:
         logger.error("no utterance of %s could be aligned", args.data_dir)
         return 1
@@ -66,6 +63,10 @@ def main(argv=None):
     logger.info("aligned %d utterances, %d failed; avg log-like per frame %.3f", len(ali), failed,
                 like / max(frames, 1))
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

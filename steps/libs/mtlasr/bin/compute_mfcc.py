@@ -12,12 +12,11 @@ place last, so an scp on disk always refers to a complete ark. Also writes
 stops the job with an error naming the utterance and the file.
 """
 
-import argparse
 import logging
-import os
 import sys
 import time
 
+from mtlasr.cli import ark_writer, make_parser, program
 from mtlasr.datadir import atomic_open, read_table
 from mtlasr.features import AudioError, compute_mfcc, mfcc_options, read_audio
 
@@ -25,30 +24,26 @@ logger = logging.getLogger("compute_mfcc")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None, help="Kaldi-style mfcc.conf")
-    p.add_argument("wav_scp")
-    p.add_argument("out_ark")
-    p.add_argument("out_scp")
+    p = make_parser(__doc__, "wav_scp", "out_ark", "out_scp")
+    p.add_argument("--config", default=None, metavar="MFCC.CONF", help="Kaldi-style MFCC options (--name=value lines)")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
-    import kaldiio
+def run(args):
     import numpy as np
 
     opts = mfcc_options(args.config)
     wavs = read_table(args.wav_scp)
     start, frames = time.time(), 0
     num_frames = {}
-    tmp_scp = args.out_scp + ".tmp"
     try:
-        with kaldiio.WriteHelper(f"ark,scp:{args.out_ark},{tmp_scp}") as writer:
+        with ark_writer(args.out_ark, args.out_scp) as writer:
             for i, (utt, spec) in enumerate(wavs.items()):
                 samples, sr = read_audio(spec, utt)
-                m = compute_mfcc(samples, sr, opts)
+                try:
+                    m = compute_mfcc(samples, sr, opts)
+                except ValueError as e:
+                    raise ValueError(f"utterance {utt}: audio {spec}: {e} (config {args.config})") from None
                 if m.shape[0] == 0:
                     logger.warning("utterance %s: %s is shorter than one frame; skipped", utt, spec)
                     continue
@@ -57,12 +52,8 @@ def main(argv=None):
                 frames += m.shape[0]
                 if (i + 1) % 500 == 0:
                     logger.info("%d/%d utterances", i + 1, len(wavs))
-    except (AudioError, ValueError) as e:
-        logger.error("%s", e)
-        if os.path.exists(tmp_scp):
-            os.remove(tmp_scp)
-        return 1
-    os.replace(tmp_scp, args.out_scp)
+    except AudioError as e:
+        raise ValueError(str(e)) from None
     base = args.out_scp[:-4] if args.out_scp.endswith(".scp") else args.out_scp
     with atomic_open(base + ".utt2num_frames") as f:
         for utt, n in num_frames.items():
@@ -71,6 +62,10 @@ def main(argv=None):
     logger.info("%d utterances, %d frames in %.2f s (%.0f frames/s)", len(num_frames), frames, el,
                 frames / max(el, 1e-9))
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

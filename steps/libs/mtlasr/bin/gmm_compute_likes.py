@@ -9,12 +9,11 @@ Features are prepared as for the model: its ``cmvn_opts`` and ``delta_order``
 files are read back from <model-dir>. Each matrix is ``(T, num_pdfs) float32``.
 """
 
-import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from mtlasr.cli import ark_writer, make_parser, program
 from mtlasr import gmm
 from mtlasr.decode import gmm_loglikes
 from mtlasr.features import load_features, read_feature_opts
@@ -23,28 +22,24 @@ logger = logging.getLogger("gmm_compute_likes")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir")
-    p.add_argument("data_dir")
-    p.add_argument("out_ark")
+    p = make_parser(__doc__, "model_dir", "data_dir", "out_ark")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
-    import kaldiio
+def run(args):
 
     _, _, am = gmm.load_model(Path(args.model_dir) / "final.mdl")
     norm_vars, delta_order = read_feature_opts(args.model_dir)
     feats = load_features(args.data_dir, norm_vars=norm_vars, delta_order=delta_order)
-    tmp = args.out_ark + ".tmp"
-    with kaldiio.WriteHelper(f"ark:{tmp}") as w:
+    with ark_writer(args.out_ark) as w:
         for utt, x in feats.items():
             w(utt, gmm_loglikes(am, x))
-    os.replace(tmp, args.out_ark)
     logger.info("%d utterances", len(feats))
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,20 @@ LDA or PLDA). Writes <out-dir>/eer (one line), <out-dir>/scores
 histograms of target and non-target trials). Chance is an EER of 50%.
 """
 
-import argparse
 import logging
 import sys
 from pathlib import Path
+
+from mtlasr.cli import make_parser, program
 
 logger = logging.getLogger("ivector_eer")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__, "out_dir")
     p.add_argument("--center", default=None, metavar="IVECTOR-DIR",
                    help="subtract the mean of this dir's ivectors.scp before scoring (default: the "
                         "mean of the evaluation i-vectors)")
-    p.add_argument("out_dir")
     p.add_argument("pairs", nargs="+", metavar="DATA-DIR IVECTOR-DIR")
     return p
 
@@ -59,9 +59,7 @@ def plot_scores(scores, target, eer, threshold, path):
     save(fig, path)
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
+def run(args):
     import numpy as np
 
     from mtlasr.datadir import atomic_open, read_table
@@ -71,24 +69,20 @@ def main(argv=None):
         logger.error("expected pairs of <data-dir> <ivector-dir>, got %d paths", len(args.pairs))
         return 1
     vectors, utt2spk = {}, {}
-    try:
-        for data, ivdir in zip(args.pairs[::2], args.pairs[1::2]):
-            u2s = read_table(Path(data) / "utt2spk")
-            vecs = read_vectors(ivdir)
-            missing = [u for u in vecs if u not in u2s]
-            if missing:
-                raise KeyError(f"{ivdir}/ivectors.scp: utterance {missing[0]} is not in {data}/utt2spk")
-            vectors.update(vecs)
-            utt2spk.update(u2s)
-        utts = sorted(vectors)
-        x = np.stack([vectors[u] for u in utts])
-        mean = (np.mean(list(read_vectors(args.center).values()), axis=0) if args.center else x.mean(0))
-        i, j, target = all_pair_trials(utts, utt2spk)
-        scores = cosine_scores(x, x, mean)[i, j]
-        eer, thr = compute_eer(scores, target)
-    except (OSError, KeyError, ValueError) as e:
-        logger.error("%s", e)
-        return 1
+    for data, ivdir in zip(args.pairs[::2], args.pairs[1::2]):
+        u2s = read_table(Path(data) / "utt2spk")
+        vecs = read_vectors(ivdir)
+        missing = [u for u in vecs if u not in u2s]
+        if missing:
+            raise KeyError(f"{ivdir}/ivectors.scp: utterance {missing[0]} is not in {data}/utt2spk")
+        vectors.update(vecs)
+        utt2spk.update(u2s)
+    utts = sorted(vectors)
+    x = np.stack([vectors[u] for u in utts])
+    mean = (np.mean(list(read_vectors(args.center).values()), axis=0) if args.center else x.mean(0))
+    i, j, target = all_pair_trials(utts, utt2spk)
+    scores = cosine_scores(x, x, mean)[i, j]
+    eer, thr = compute_eer(scores, target)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     nspk = len({utt2spk[u] for u in utts})
@@ -103,6 +97,10 @@ def main(argv=None):
     logger.info("%s", line)
     print(line)
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ Usage:
 Writes <graph-dir>/HCLG.fst (OpenFst binary), words.txt and phones.txt.
 """
 
-import argparse
 import logging
 import shutil
 import sys
 from pathlib import Path
 
+from mtlasr.cli import make_parser, program
 from mtlasr import gmm
 from mtlasr.graph import make_hclg
 from mtlasr.lang import Lang
@@ -22,18 +22,13 @@ logger = logging.getLogger("mkgraph")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__, "lang_dir", "model", "graph_dir")
     p.add_argument("--self-loop-scale", type=float, default=0.1, help="(default %(default)s)")
     p.add_argument("--transition-scale", type=float, default=1.0, help="(default %(default)s)")
-    p.add_argument("lang_dir")
-    p.add_argument("model")
-    p.add_argument("graph_dir")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
+def run(args):
     lang = Lang(args.lang_dir)
     tm, tree, _ = gmm.load_model(args.model)
     hclg = make_hclg(lang, tm, tree, args.self_loop_scale, args.transition_scale)
@@ -45,6 +40,10 @@ def main(argv=None):
     (out / "HCLG.fst.tmp").replace(out / "HCLG.fst")
     logger.info("wrote %s/HCLG.fst", out)
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

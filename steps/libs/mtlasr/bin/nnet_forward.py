@@ -12,12 +12,12 @@ Writes ``(T, num_pdfs) float32`` matrices, log P(s|x) - log P(s)
 (Bourlard and Morgan, 1994).
 """
 
-import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
+
+from mtlasr.cli import ark_writer, make_parser, program
 
 logger = logging.getLogger("nnet_forward")
 
@@ -31,20 +31,14 @@ def read_counts(path):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__, "nnet_dir", "data_dir", "out_ark")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--prior-floor", type=float, default=1e-8, help="(default %(default)s)")
-    p.add_argument("nnet_dir")
-    p.add_argument("data_dir")
-    p.add_argument("out_ark")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
-    import kaldiio
+def run(args):
     import torch
 
     from mtlasr.features import load_features
@@ -59,17 +53,19 @@ def main(argv=None):
     prior = torch.from_numpy(log_priors(read_counts(nnet / "ali_train_pdf.counts"), args.prior_floor))
     fc = cfg["features"]
     feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
-    tmp = args.out_ark + ".tmp"
     t0, frames = time.time(), 0
-    with torch.no_grad(), kaldiio.WriteHelper(f"ark:{tmp}") as w:
+    with torch.no_grad(), ark_writer(args.out_ark) as w:
         for utt, x in feats.items():
             out = model(utterance_chunks(x, spec).to(device), heads=["main"])["main"]
             logp = torch.log_softmax(unchunk(out, spec, x.shape[0]).float().cpu(), dim=-1)
             w(utt, (logp - prior).numpy())
             frames += x.shape[0]
-    os.replace(tmp, args.out_ark)
     logger.info("%d utterances, %d frames in %.1f s", len(feats), frames, time.time() - t0)
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,19 @@ layers, "acc ± std" in percent, chance levels and the command line) and
 dashed). Lower accuracy = more speaker-invariant layer.
 """
 
-import argparse
 import logging
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from mtlasr.cli import make_parser
+
 logger = logging.getLogger("probe_layers")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__, "out_dir", "data_dir")
     p.add_argument("--layers", default="all",
                    help='layers to probe: "all", indices "1 2 3" or names "first mid last"; "input" (or 0) adds the '
                         'input features as a reference (default %(default)s)')
@@ -55,8 +56,6 @@ def get_parser():
     p.add_argument("--weight-decay", type=float, default=1e-3, help="L2 on the probe weights (default %(default)s)")
     p.add_argument("--device", default="cpu", help="where the acoustic models run (default %(default)s)")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
-    p.add_argument("out_dir")
-    p.add_argument("data_dir")
     p.add_argument("systems", nargs="+", metavar="NAME=EXP-DIR-OR-FINAL.PT")
     return p
 

@@ -10,17 +10,20 @@ Features: speaker CMVN (means only unless --norm-vars) plus deltas of
 --delta-order. Writes ``<exp-dir>/final.mdl`` (pickled kaldi-hmm-gmm model),
 ``cmvn_opts`` and ``delta_order`` (read back by later steps), ``ali.1.gz``
 (the last training alignment, Kaldi format) and a per-iteration log on
-stderr. Utterances that cannot be aligned are skipped with a warning, as
+stderr. Mixing up is seeded (--seed): two runs with the same inputs and
+options give byte-identical final.mdl and ali.1.gz. Utterances that cannot be aligned are skipped with a warning, as
 Kaldi does; an utterance with too few frames for its transcript is skipped
 the same way.
 """
 
-import argparse
 import logging
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from mtlasr.cli import make_parser, program
 from mtlasr import gmm
 from mtlasr.datadir import DataDir, atomic_open
 from mtlasr.features import load_features, write_feature_opts
@@ -30,28 +33,26 @@ logger = logging.getLogger("train_mono")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-iters", type=int, default=40, help="re-estimation passes (default %(default)s)")
-    p.add_argument("--max-iter-inc", type=int, default=30, help="Gaussians grow until this pass (default %(default)s)")
-    p.add_argument("--totgauss", type=int, default=1000, help="target total Gaussians (default %(default)s)")
+    p = make_parser(__doc__, "data_dir", "lang_dir", "exp_dir")
+    # Options steps/train_mono.sh passes have their defaults there, not here.
+    p.add_argument("--num-iters", type=int, required=True, help="re-estimation passes")
+    p.add_argument("--max-iter-inc", type=int, required=True, help="Gaussians grow until this pass")
+    p.add_argument("--totgauss", type=int, required=True, help="target total Gaussians")
+    p.add_argument("--boost-silence", type=float, required=True, help="silence weight factor while aligning")
+    p.add_argument("--norm-vars", required=True, choices=["true", "false"], help="CMVN variance normalisation")
+    p.add_argument("--delta-order", type=int, required=True, help="delta order")
+    p.add_argument("--seed", type=int, required=True,
+                   help="seed of the mix-up perturbations (the same seed gives the same model)")
     p.add_argument("--power", type=float, default=0.25, help="mix-up allocation exponent (default %(default)s)")
-    p.add_argument("--boost-silence", type=float, default=1.0, help="silence weight factor while aligning (default %(default)s)")
     p.add_argument("--realign-iters", default="1 2 3 4 5 6 7 8 9 10 12 14 16 18 20 23 26 29 32 35 38",
                    help="passes that realign (default %(default)s)")
     p.add_argument("--beam", type=float, default=6.0, help="alignment beam for the first pass (default %(default)s)")
     p.add_argument("--later-beam", type=float, default=10.0, help="alignment beam afterwards (default %(default)s)")
     p.add_argument("--retry-beam", type=float, default=40.0, help="retry beam (default %(default)s)")
-    p.add_argument("--norm-vars", default="false", choices=["true", "false"], help="CMVN variance normalisation")
-    p.add_argument("--delta-order", type=int, default=2, help="delta order (default %(default)s)")
-    p.add_argument("data_dir")
-    p.add_argument("lang_dir")
-    p.add_argument("exp_dir")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
+def run(args):
     exp = Path(args.exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -77,14 +78,17 @@ def main(argv=None):
             ali[u] = gmm.equal_align(graphs[u], feats[u].shape[0], u)
         except ValueError as e:
             logger.warning("%s; skipped", e)
+    if lang.oov.oov_tokens:
+        logger.info("%s", lang.oov_summary())
     num_gauss = am.num_gauss
     inc_gauss = max(0, (args.totgauss - num_gauss) // args.max_iter_inc)
     realign = {int(x) for x in args.realign_iters.split()}
 
+    rng = np.random.default_rng(args.seed)
     acc = gmm.Accumulator(am, tm)
     for u in ali:
         acc.add(feats[u], ali[u])
-    like, frames = gmm.update(am, tm, acc, num_gauss, power=args.power)
+    like, frames = gmm.update(am, tm, acc, num_gauss, power=args.power, rng=rng)
     logger.info("pass 0 (equal alignment): avg log-like %.4f over %d frames, %d Gaussians",
                 like, frames, am.num_gauss)
 
@@ -110,7 +114,7 @@ def main(argv=None):
             acc.add(feats[u], ali[u])
         if it <= args.max_iter_inc:
             num_gauss += inc_gauss
-        like, frames = gmm.update(am, tm, acc, num_gauss, power=args.power)
+        like, frames = gmm.update(am, tm, acc, num_gauss, power=args.power, rng=rng)
         logger.info("pass %d: avg log-like %.4f over %d frames, %d Gaussians", it, like, frames, am.num_gauss)
 
     gmm.save_model(exp / "final.mdl", tm, tree, am)
@@ -120,6 +124,10 @@ def main(argv=None):
         f.write("1\n")
     logger.info("trained %d pdfs, %d Gaussians in %.1f s", tm.num_pdfs, am.num_gauss, time.time() - t0)
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

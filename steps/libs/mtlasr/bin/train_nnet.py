@@ -23,7 +23,6 @@ A rerun resumes after the last finished epoch unless --force. Under torchrun
 each process trains a shard of every epoch (DistributedDataParallel).
 """
 
-import argparse
 import logging
 import os
 import shutil
@@ -31,11 +30,13 @@ import sys
 import time
 from pathlib import Path
 
+from mtlasr.cli import make_parser
+
 logger = logging.getLogger("train_nnet")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__, "train_data", "ali_dir", "exp_dir")
     p.add_argument("--config", action="append", default=[],
                    help="YAML config (default: built-in seed-000 settings); repeat to add files, "
                         "later ones update earlier ones (e.g. a model config, then task configs)")
@@ -45,9 +46,6 @@ def get_parser():
     p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
-    p.add_argument("train_data")
-    p.add_argument("ali_dir")
-    p.add_argument("exp_dir")
     return p
 
 
@@ -115,7 +113,7 @@ def main(argv=None):
     try:
         cfg = load_config(args.config or None, args.set)
     except (KeyError, ValueError, TypeError, OSError) as e:
-        logger.error("bad config: %s", e)
+        logger.error("bad config: %s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return 1
     torch.set_num_threads(cfg["train"]["num_threads"])
     spec = ChunkSpec(**cfg["chunk"])

@@ -8,59 +8,40 @@ Usage:
 
 The model may be diagonal (.dubm) or full (.ubm); posteriors are restricted
 to the Gaussians of --gselect (from mtlasr.bin.ubm_select) when given, as
-Kaldi's gmm-global-acc-stats / fgmm-global-acc-stats --gselect. Features
-are prepared as recorded in the model's directory. Logs the
-log-likelihood per frame and frames per second.
+Kaldi's gmm-global-acc-stats / fgmm-global-acc-stats --gselect (see
+mtlasr.ivector.jobs.accumulate_gmm). Features are prepared as recorded in
+the model's directory. Logs the log-likelihood per frame and frames per
+second.
 """
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from mtlasr import ivector
+from mtlasr.features import FeatureReader
+from mtlasr.ivector import SelectionFile, load_gmm
+from mtlasr.cli import make_parser, program
+from mtlasr.ivector.jobs import accumulate_gmm, save_acc
 
 logger = logging.getLogger("ubm_acc")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gselect", default=None, help="Gaussian selection (.npz from ubm_select)")
-    p.add_argument("model")
-    p.add_argument("data_dir")
-    p.add_argument("out_acc")
+    p = make_parser(__doc__, "model", "data_dir", "out_acc")
+    p.add_argument("--gselect", default=None, help="Gaussian selection (.npz from ubm_select); default all Gaussians")
     return p
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = get_parser().parse_args(argv)
-    gmm = ivector.load_gmm(args.model)
-    norm_vars, delta_order = ivector.read_feature_opts(Path(args.model).parent)
-    cmvn_mode = ivector.read_cmvn_mode(Path(args.model).parent)
-    gsel = ivector.load_selection(args.gselect) if args.gselect else None
-    acc = ivector.make_acc(gmm)
-    skipped = []
-    speed = ivector.Throughput()
-    try:
-        for utt, x in ivector.iter_features(args.data_dir, norm_vars, delta_order, dim=gmm.dim, skipped=skipped,
-                                            cmvn_mode=cmvn_mode):
-            g = None
-            if gsel is not None:
-                if utt not in gsel:
-                    raise KeyError(f"{args.gselect}: no Gaussian selection for utterance {utt}")
-                g = gsel[utt][0]
-                if g.shape[0] != x.shape[0]:
-                    raise ValueError(f"utterance {utt}: {x.shape[0]} frames but Gaussian selection for "
-                                     f"{g.shape[0]} ({args.gselect})")
-            acc.accumulate(gmm, x, g)
-            speed.add(x.shape[0])
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        logger.error("%s", e)
-        return 1
-    acc.save(args.out_acc)
-    logger.info("%s; %d skipped; log-likelihood per frame %.4f", speed, len(skipped), acc.objf_per_frame)
+def run(args):
+    gmm = load_gmm(args.model)
+    gselect = SelectionFile(args.gselect) if args.gselect else None
+    feats = FeatureReader.for_model(Path(args.model).parent, args.data_dir, dim=gmm.dim)
+    save_acc(accumulate_gmm(gmm, feats, gselect), args.out_acc, feats, logger)
     return 0
+
+
+def main(argv=None):
+    return program(get_parser(), run, argv, logger)
 
 
 if __name__ == "__main__":

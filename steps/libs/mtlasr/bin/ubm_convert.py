@@ -11,19 +11,18 @@ A diagonal UBM becomes a full one with the same weights, means and
 diagonal one keeping the diagonals of its covariances (fgmm-global-to-gmm).
 """
 
-import argparse
 import logging
 import sys
 
 from mtlasr import ivector
 
+from mtlasr.cli import make_parser
+
 logger = logging.getLogger("ubm_convert")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("in_ubm")
-    p.add_argument("out_ubm")
+    p = make_parser(__doc__, "in_ubm", "out_ubm")
     return p
 
 

@@ -95,11 +95,17 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
     cfg = copy.deepcopy(DEFAULTS)
     paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     for p in paths:
-        data = yaml.safe_load(Path(p).read_text()) or {}
+        try:
+            data = yaml.safe_load(Path(p).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p}: not valid YAML: {e}") from None
         _merge(cfg, data, str(p), top=True)
+    overrides = list(overrides)
     for ov in overrides:
         if "=" not in ov:
             raise ValueError(f"override '{ov}' is not key.sub=value")
+    _check_task_overrides(cfg, overrides, paths)
+    for ov in overrides:
         key, value = ov.split("=", 1)
         node: Any = {}
         parts = key.split(".")
@@ -114,6 +120,22 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
     cfg["tasks"] = {name: task_spec(name, spec) for name, spec in cfg["tasks"].items()}
     check_stages(cfg["train"])
     return cfg
+
+
+def _check_task_overrides(cfg: Dict[str, Any], overrides: Sequence[str], paths: Sequence[PathLike]) -> None:
+    """An override of one field of a task (``tasks.<name>.<field>=...``) needs
+    the task declared in a config file, or its ``targets`` given by another
+    override (a task declared on the command line alone).
+
+    Raises: KeyError naming the override, the files and the declared tasks.
+    """
+    keys = [ov.split("=", 1)[0].split(".") for ov in overrides]
+    new_tasks = {k[1] for k in keys if len(k) == 3 and k[0] == "tasks" and k[2] == "targets"}
+    for ov, k in zip(overrides, keys):
+        if len(k) >= 3 and k[0] == "tasks" and k[1] not in cfg["tasks"] and k[1] not in new_tasks:
+            declared = ", ".join(cfg["tasks"]) or "none"
+            files = ", ".join(str(p) for p in paths) or "no config file"
+            raise KeyError(f"override {ov}: no task '{k[1]}' is declared in {files} (declared: {declared})")
 
 
 STAGE_KINDS = ("main", "aux", "joint")

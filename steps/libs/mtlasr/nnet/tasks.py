@@ -434,13 +434,26 @@ def scheduled_lambda(spec: Mapping[str, Any], progress: float) -> float:
     return spec["weight"] * (ramp(progress, spec["gamma"]) if spec["schedule"] == "ramp" else 1.0)
 
 
+def step_lambdas(cfg_tasks: Mapping[str, Any], progress: float) -> Dict[str, float]:
+    """The scheduled lambda of every task at one training step, computed once
+    and used both as loss weight and as gradient-reversal scale.
+
+    Args:
+      cfg_tasks: resolved task declarations; progress: fraction of training
+        done, in [0, 1].
+    Returns: task -> :func:`scheduled_lambda` (tasks with ``schedule:
+    dynamic`` are left out: their weight depends on the step's losses).
+    """
+    return {k: scheduled_lambda(s, progress) for k, s in cfg_tasks.items() if s["schedule"] != "dynamic"}
+
+
 def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor],
-                 progress: float) -> Tuple[Dict[str, float], Dict[str, float]]:
+                 lambdas: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Loss weights and gradient-reversal scales of one training step.
 
     Args:
       cfg_tasks: resolved task declarations; losses: name -> loss, with
-        ``main``; progress: fraction of training done, in [0, 1].
+        ``main``; lambdas: the step's :func:`step_lambdas`.
     Returns:
       (weights, grl_scales): weights name -> multiplier of the loss in the
       total (``main`` included: 1 unless dynamic weighting is used);
@@ -460,11 +473,10 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
     for k, s in cfg_tasks.items():
         if k not in losses or k in dyn:
             continue
-        lam = scheduled_lambda(s, progress)
         if s["grl"]:
-            weights[k], scales[k] = 1.0, lam
+            weights[k], scales[k] = 1.0, lambdas[k]
         else:
-            weights[k] = lam
+            weights[k] = lambdas[k]
     return weights, scales
 
 

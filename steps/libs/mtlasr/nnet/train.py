@@ -35,7 +35,7 @@ from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
 from .config import stage_of
-from .tasks import LOSS_FUNCTIONS, resolve_fork, scheduled_lambda, task_weights
+from .tasks import LOSS_FUNCTIONS, resolve_fork, step_lambdas, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -227,11 +227,12 @@ class Trainer:
                 x, y = x.to(self.device), y.to(self.device)
                 aux = {n: aux[n].to(self.device) for n in tasks}
                 progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
+                lambdas = step_lambdas(tasks, progress)  # once per step: loss weights and GRL scales
                 for n, spec in tasks.items():
                     if spec["grl"]:
-                        self.model.heads[n].grl_scale = scheduled_lambda(spec, progress)
+                        self.model.heads[n].grl_scale = lambdas[n]
                 _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
-                weights, _ = task_weights(tasks, losses, progress)
+                weights, _ = task_weights(tasks, losses, lambdas)
                 if stage == "aux":
                     weights["main"] = 0.0
                 # (a weight can be 0: lambda = 0, a ramp at p = 0, the main task in stage aux)

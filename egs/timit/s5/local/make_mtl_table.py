@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PER table of groups of systems (one system per seed): mean and standard
 deviation over seeds of dev and test PER, relative improvement over a
-baseline group, and training cost (seconds per epoch).
+baseline group with its significance, and training cost (seconds per epoch).
 
 Usage:
   local/make_mtl_table.py [options] <out.md> <label>=<prefix> [<label>=<prefix> ...]
@@ -11,7 +11,10 @@ Usage:
 
 A group's systems are exp/<prefix>_s<seed>, scored by local/score.sh. The
 relative improvement is (PER(baseline) - PER(group)) / PER(baseline) on
-the means, positive is better (seed 000 Table 2). The seconds per epoch
+the means, positive is better (seed 000 Table 2). Its significance is a
+paired bootstrap over utterances (Bisani and Ney, 2004; mtlasr.significance):
+each utterance's errors are summed over the seeds both groups have, and the
+two-sided p-value of "no difference" is given; a * marks p < 0.05. The seconds per epoch
 are the mean over the group's epochs (history.json), so the cost of a head
 is its group's figure minus the baseline's, when the systems ran under the
 same load. With --results FILE the table replaces the block between
@@ -28,6 +31,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from mtlasr.significance import compare, read_utt_counts
 
 logger = logging.getLogger("make_mtl_table")
 
@@ -53,19 +58,50 @@ def read_per(path):
 
 
 def collect(exp, prefix, seeds):
-    """[(seed, dev PER, test PER, s/epoch)] of exp/<prefix>_s<seed> that are scored."""
+    """[(seed, dev PER, test PER, s/epoch, dev counts, test counts)] of
+    exp/<prefix>_s<seed> that are scored; counts: utterance -> ErrorCounts
+    (the decode dir's per_utt)."""
     rows = []
     for s in seeds:
         d = Path(exp) / f"{prefix}_s{s}"
-        dev, test = d / "decode_dev" / "per", d / "decode_test" / "per"
-        if not (dev.is_file() and test.is_file()):
+        dev, test = d / "decode_dev", d / "decode_test"
+        if not all((x / f).is_file() for x in (dev, test) for f in ("per", "per_utt")):
             logger.warning("%s: not scored; left out", d)
             continue
         spe = float("nan")
         if (d / "history.json").is_file():
             spe = float(np.mean([r["seconds"] for r in json.loads((d / "history.json").read_text())]))
-        rows.append((s, read_per(dev), read_per(test), spe))
+        rows.append((s, read_per(dev / "per"), read_per(test / "per"), spe,
+                     read_utt_counts(dev / "per_utt"), read_utt_counts(test / "per_utt")))
     return rows
+
+
+def significance(base, rows, k):
+    """Two-sided bootstrap p-value of base vs rows on set k (4: dev, 5:
+    test), per-utterance errors summed over the seeds both have; None if
+    they share no seed."""
+    seeds = sorted({r[0] for r in base} & {r[0] for r in rows})
+    if not seeds:
+        return None
+    by_seed = [(dict((r[0], r[k]) for r in base)[s], dict((r[0], r[k]) for r in rows)[s]) for s in seeds]
+    pooled = []
+    for side in (0, 1):
+        total = {}
+        for pair in by_seed:
+            for utt, c in pair[side].items():
+                total[utt] = total[utt] + c if utt in total else c
+        pooled.append(total)
+    return compare(pooled[0], pooled[1]).p_value
+
+
+def rel_sig(base, rows, k):
+    """Relative improvement of set k (1 dev, 2 test) with a * when the
+    bootstrap p-value is below 0.05, and the p-value."""
+    r = rel([x[k] for x in base], [x[k] for x in rows])
+    p = significance(base, rows, k + 3)
+    if p is None:
+        return r, "-"
+    return (r + ("*" if p < 0.05 else "")), f"{p:.3f}"
 
 
 def fmt(v):
@@ -110,10 +146,10 @@ def main(argv=None):
     if base is None:
         logger.error("baseline %r is not one of the groups", base_label)
         return 1
-    bdev, btest = [r[1] for r in base], [r[2] for r in base]
     bspe = [r[3] for r in base if np.isfinite(r[3])]
-    lines = ["| system | seeds | dev PER % | test PER % | rel. impr. dev % | rel. impr. test % | s/epoch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| system | seeds | dev PER % | test PER % | rel. impr. dev % | rel. impr. test % | p dev / test "
+             "| s/epoch |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, rows in groups:
         dev, test = [r[1] for r in rows], [r[2] for r in rows]
         spe = [r[3] for r in rows if np.isfinite(r[3])]
@@ -121,11 +157,16 @@ def main(argv=None):
         cost = f"{np.mean(spe):.1f}" if spe else "-"
         if spe and bspe and not is_base:
             cost += f" ({np.mean(spe) - np.mean(bspe):+.1f})"
-        lines.append(f"| {label} | {len(rows)} | {fmt(dev)} | {fmt(test)} | {'-' if is_base else rel(bdev, dev)} | "
-                     f"{'-' if is_base else rel(btest, test)} | {cost} |")
+        if is_base:
+            rdev = rtest = pdev = ptest = "-"
+        else:
+            (rdev, pdev), (rtest, ptest) = rel_sig(base, rows, 1), rel_sig(base, rows, 2)
+        lines.append(f"| {label} | {len(rows)} | {fmt(dev)} | {fmt(test)} | {rdev} | {rtest} | {pdev} / {ptest} "
+                     f"| {cost} |")
     text = "\n".join(lines) + "\n\nMean ± sample standard deviation over seeds; relative improvement over " \
-        f"{base_label} = (PER(base) - PER) / PER(base), positive is better; s/epoch in brackets: " \
-        "minus the baseline's."
+        f"{base_label} = (PER(base) - PER) / PER(base), positive is better; p: paired bootstrap over " \
+        "utterances (errors summed over the seeds both systems have; Bisani and Ney, 2004), two-sided, " \
+        "* = p < 0.05; s/epoch in brackets: minus the baseline's."
     text += f" Command: `{args.command.strip()}`.\n" if args.command else "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

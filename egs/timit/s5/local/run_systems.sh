@@ -13,13 +13,13 @@
 # Each system is exp/<name>.
 set -euo pipefail
 
-nnet_config=                       # default conf/lstm_sample.yaml (sample) or conf/lstm.yaml (full corpus)
+nnet_config=                       # default: the --nnet-config of data/local/recipe.conf (run.sh stage 0)
 nnet_opts=                         # overrides for every system, e.g. "train.max_epochs=5"
 jobs=1                             # systems trained/decoded at the same time
 nj=4                               # decoding jobs per system
 threads=                           # torch threads per training (default: the config's)
 device=auto
-lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"
+lmwts=                             # LM weights tried on dev (default: steps/decode.sh's)
 help_message="Usage: $0 [options] <systems-file>
 e.g.: $0 --jobs 2 --threads 1 exp/table2/systems"
 
@@ -32,11 +32,8 @@ decode_cmd=${decode_cmd:-utils/run_local.sh}
 if [ $# -ne 1 ]; then echo "$help_message" >&2; exit 1; fi
 systems=$1
 
-require_files "$systems" exp/mono_ali/final.mdl exp/mono/graph/HCLG.fst data/train/utt2spk
-if [ -z "$nnet_config" ]; then
-  # the sample (96 training utterances) uses the small config, as run.sh does
-  if [ "$(wc -l < data/train/utt2spk)" -lt 1000 ]; then nnet_config=conf/lstm_sample.yaml; else nnet_config=conf/lstm.yaml; fi
-fi
+require_files "$systems" exp/mono_ali/final.mdl exp/mono/graph/HCLG.fst data/local/recipe.conf
+[ -n "$nnet_config" ] || nnet_config=$(local/recipe_setting.sh nnet-config)
 logdir=$(dirname "$systems")/log
 mkdir -p "$logdir"
 
@@ -59,7 +56,7 @@ run_one() {
   steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --task-config "${tasks//,/ }" \
     --device "$device" "${sets[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "$dir"
   for x in dev test; do
-    steps/decode.sh --nj "$nj" --cmd "$decode_cmd" --lmwts "$lmwts" exp/mono/graph data/$x "$dir/decode_$x"
+    steps/decode.sh --nj "$nj" --cmd "$decode_cmd" ${lmwts:+--lmwts "$lmwts"} exp/mono/graph data/$x "$dir/decode_$x"
   done
   local/score.sh data/dev "$dir/decode_dev"
   local/score.sh --lmwt-from "$dir/decode_dev" data/test "$dir/decode_test"

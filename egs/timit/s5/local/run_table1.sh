@@ -13,14 +13,14 @@ set -euo pipefail
 lambdas="0 1e-4 5e-4 1e-3 5e-3"    # seed 000 sec. 6.2
 seeds="1 2 3"                      # 3 runs per lambda, as in the paper
 aux_task=ivector                   # conf/tasks/<name>.yaml
-nnet_config=                       # default conf/lstm_sample.yaml (sample) or conf/lstm.yaml (--timit runs)
+nnet_config=                       # default: the recipe's (data/local/recipe.conf, from run.sh stage 0)
 nnet_opts=                         # extra overrides, e.g. "train.max_epochs=5"
 prefix=                            # default lstm_<aux-task>
 jobs=1                             # systems trained/decoded at the same time
 nj=4                               # decoding jobs per system
 threads=                           # torch threads per training (default: the config's)
 device=auto
-lmwts="0.5 0.75 1 1.5 2 3 4 5 6 8 10 12"
+lmwts=                             # LM weights tried on dev (default: steps/decode.sh's)
 results=                           # also write the table into this Markdown file (e.g. RESULTS.md)
 figure=                            # also save Fig. 3 here (e.g. docs/fig3_sample.png)
 help_message="Usage: $0 [options]
@@ -45,7 +45,7 @@ for l in $lambdas; do
     echo "${prefix}_l${l}_s${s} $task_yaml tasks.$aux_task.weight=$l train.seed=$s"
   done
 done > "$out/systems"
-local/run_systems.sh --jobs "$jobs" --nj "$nj" --device "$device" --lmwts "$lmwts" \
+local/run_systems.sh --jobs "$jobs" --nj "$nj" --device "$device" ${lmwts:+--lmwts "$lmwts"} \
   ${nnet_config:+--nnet-config "$nnet_config"} ${threads:+--threads "$threads"} \
   ${nnet_opts:+--nnet-opts "$nnet_opts"} "$out/systems"
 python3 local/make_table1.py --prefix "$prefix" --lambdas "$lambdas" --seeds "$seeds" \

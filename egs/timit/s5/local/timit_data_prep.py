@@ -3,16 +3,21 @@
 
 Usage:
   local/timit_data_prep.py [options] <timit-dir> <data-dir>
+  local/timit_data_prep.py --print-layout <timit-dir>
 
   e.g.: local/timit_data_prep.py /corpora/TIMIT data
         local/timit_data_prep.py ../shared/data/timit_sample data
+        local/timit_data_prep.py --print-layout /corpora/TIMIT     # prints ldc or sample
 
 Two corpus layouts are recognised:
 
 * LDC (LDC93S1): ``<timit-dir>/{TRAIN,TEST}/DR*/<SPK>/<UTT>.{WAV,PHN}``, in
   upper or lower case, audio in NIST SPHERE. Split: every TRAIN speaker is
-  in train; the 50 speakers of ``--dev-spk-list`` and the 24 core-test
-  speakers of ``--test-spk-list`` (both from TEST) are dev and test.
+  in train; the speakers of ``--dev-spk-list`` (the standard 50) and
+  ``--test-spk-list`` (the 24 of the core test set), both from TEST, are dev
+  and test. Listed speakers the corpus lacks are warned about (a partial
+  copy still runs, as in Kaldi); a list none of whose speakers is present is
+  an error.
 * NLTK sample: ``<timit-dir>/dr<N>-<spk>/<utt>.{wav,phn}``. Split (speaker
   disjoint): dialect regions dr1-dr6 train, dr7 dev, dr8 test.
 
@@ -23,7 +28,7 @@ with column 2 of ``--phone-map``, ``q`` is dropped, ``h#``/``pau`` become
 ``sil``. SA sentences are left out unless ``--include-sa``.
 
 Errors name the utterance and file: a missing audio file, a phone outside
-the map, a speaker from a list that is not in the corpus. An utterance whose
+the map, a malformed map line. An utterance whose
 transcription is empty after folding is skipped with a warning (Kaldi's
 fix_data_dir would drop it too).
 """
@@ -38,7 +43,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from mtlasr.datadir import write_data_dir
-from mtlasr.scoring import read_phone_map
 
 logger = logging.getLogger("timit_data_prep")
 
@@ -57,9 +61,52 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-spk-list", default=str(conf / "test_spk.list"),
                    help="core-test speakers for the LDC layout (default: %(default)s)")
     p.add_argument("--include-sa", action="store_true", help="keep the SA sentences")
+    p.add_argument("--print-layout", action="store_true",
+                   help="only print the corpus layout of <timit-dir> (ldc or sample) and exit")
     p.add_argument("timit_dir", help="TIMIT corpus root (LDC or NLTK-sample layout)")
-    p.add_argument("data_dir", help="output: <data-dir>/{train,dev,test}")
+    p.add_argument("data_dir", nargs="?", help="output: <data-dir>/{train,dev,test}")
     return p
+
+
+def read_phone_map(path: Path) -> Dict[str, Optional[str]]:
+    """The 60 -> 48 folding of a ``timit60 train48 score39`` map file.
+
+    Lines have 3 columns, or 1 for a 60-set phone that is deleted (``q``).
+
+    Raises:
+      ValueError: a line with another number of columns, or a phone mapped
+        twice to different phones, naming the file and line.
+    """
+    out: Dict[str, Optional[str]] = {}
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        cols = line.split()
+        if not cols:
+            continue
+        if len(cols) not in (1, 3):
+            raise ValueError(f"{path}:{lineno}: expected 1 or 3 columns, got {len(cols)}: {line.strip()!r}")
+        dst = cols[1] if len(cols) == 3 else None
+        if cols[0] in out and out[cols[0]] != dst:
+            raise ValueError(f"{path}:{lineno}: phone {cols[0]!r} mapped to both {out[cols[0]]!r} and {dst!r}")
+        out[cols[0]] = dst
+    return out
+
+
+def detect_layout(timit_dir: Path) -> str:
+    """``ldc`` (TRAIN/ and TEST/ in any case) or ``sample`` (``dr<N>-<spk>/``).
+
+    The recipe makes its sample-vs-full decision here and nowhere else.
+
+    Raises:
+      FileNotFoundError: no such directory, or neither layout.
+    """
+    if not timit_dir.is_dir():
+        raise FileNotFoundError(f"{timit_dir}: no such directory")
+    if _find_ci(timit_dir, "train") is not None and _find_ci(timit_dir, "test") is not None:
+        return "ldc"
+    if any(d.is_dir() and re.fullmatch(r"dr\d-\w+", d.name.lower()) for d in timit_dir.iterdir()):
+        return "sample"
+    raise FileNotFoundError(
+        f"{timit_dir}: neither the LDC layout (TRAIN/ and TEST/) nor the sample layout (dr1-<spk>/)")
 
 
 def _find_ci(parent: Path, name: str) -> Optional[Path]:
@@ -87,13 +134,12 @@ def find_speakers(timit_dir: Path, dev_list: Path, test_list: Path) -> Dict[str,
 
     Raises:
       FileNotFoundError: no recognised layout under ``timit_dir``.
-      ValueError: a listed dev/test speaker is absent from TEST.
+      ValueError: a speaker on both lists, or no listed speaker under TEST.
     """
-    if not timit_dir.is_dir():
-        raise FileNotFoundError(f"{timit_dir}: no such directory")
+    layout = detect_layout(timit_dir)
     sets: Dict[str, Dict[str, Path]] = {s: {} for s in SETS}
-    train_dir, test_dir = _find_ci(timit_dir, "train"), _find_ci(timit_dir, "test")
-    if train_dir is not None and test_dir is not None:
+    if layout == "ldc":
+        train_dir, test_dir = _find_ci(timit_dir, "train"), _find_ci(timit_dir, "test")
         dev = set(dev_list.read_text().split())
         test = set(test_list.read_text().split())
         if dev & test:
@@ -114,14 +160,14 @@ def find_speakers(timit_dir: Path, dev_list: Path, test_list: Path) -> Dict[str,
                         sets["test"][spk] = spk_dir
         for name, wanted, lst in (("dev", dev, dev_list), ("test", test, test_list)):
             missing = sorted(wanted - set(sets[name]))
+            if len(missing) == len(wanted):
+                raise ValueError(f"{lst}: none of its {len(wanted)} speakers is under {test_dir}")
             if missing:
-                raise ValueError(f"{lst}: speakers not found under {test_dir}: {' '.join(missing)}")
+                logger.warning("%s: %d of its %d speakers are not under %s (%s); the %s set has the other %d",
+                               lst, len(missing), len(wanted), test_dir, " ".join(missing[:5])
+                               + (" ..." if len(missing) > 5 else ""), name, len(wanted) - len(missing))
         return sets
     sample = [d for d in sorted(timit_dir.iterdir()) if d.is_dir() and re.fullmatch(r"dr\d-\w+", d.name.lower())]
-    if not sample:
-        raise FileNotFoundError(
-            f"{timit_dir}: neither the LDC layout (TRAIN/ and TEST/) nor the sample layout (dr1-<spk>/)"
-        )
     for d in sample:
         region, spk = d.name.lower().split("-", 1)
         n = int(region[2:])
@@ -154,7 +200,7 @@ def read_phn(path: Path, phone_map: Dict[str, Optional[str]], utt: str) -> List[
 def prepare(timit_dir: Path, data_dir: Path, phone_map_file: Path, dev_list: Path,
             test_list: Path, include_sa: bool = False) -> Dict[str, int]:
     """Write the three data dirs; returns set -> number of utterances."""
-    phone_map = read_phone_map(str(phone_map_file), 0, 1)
+    phone_map = read_phone_map(phone_map_file)
     sets = find_speakers(timit_dir, dev_list, test_list)
     counts, tables = {}, {}
     for name in SETS:
@@ -192,6 +238,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = get_parser().parse_args(argv)
     try:
+        if args.print_layout:
+            print(detect_layout(Path(args.timit_dir)))
+            return 0
+        if args.data_dir is None:
+            raise ValueError("<data-dir> is required (unless --print-layout)")
         prepare(Path(args.timit_dir), Path(args.data_dir), Path(args.phone_map),
                 Path(args.dev_spk_list), Path(args.test_spk_list), args.include_sa)
     except (OSError, ValueError) as e:

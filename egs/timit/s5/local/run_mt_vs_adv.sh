@@ -61,7 +61,7 @@ s1=${seeds%% *}
 python3 -m mtlasr.bin.probe_layers --pooling frame --seeds "0 1 2 3 4" "$out/probe" data/train \
   "single-task=exp/adv_base_s$s1" \
   "multi-task OUT=exp/adv_mt_last_s$s1" "adversarial OUT=exp/adv_al_last_s$s1" > "$out/probe.log" 2>&1 \
-  || die "probing failed; see $out/probe.log"
+  || die_log "$out/probe.log" "probing failed"
 cat "$out/probe/probe.md"
 if [ -n "$results" ]; then
   python3 - "$results" "$out/probe/probe.md" "$cmdline" <<'PY'

@@ -6,7 +6,7 @@
 # Needs stages 0-4 of run.sh.
 set -euo pipefail
 
-nnet_config=                       # default conf/lstm_sample.yaml (sample) or conf/lstm.yaml
+nnet_config=                       # default: the recipe's (data/local/recipe.conf, from run.sh stage 0)
 epochs=3
 threads=2
 device=cpu
@@ -18,9 +18,7 @@ e.g.: $0 --epochs 3 --threads 2"
 . utils/lib.sh
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
-if [ -z "$nnet_config" ]; then
-  if [ "$(wc -l < data/train/utt2spk)" -lt 1000 ]; then nnet_config=conf/lstm_sample.yaml; else nnet_config=conf/lstm.yaml; fi
-fi
+[ -n "$nnet_config" ] || nnet_config=$(local/recipe_setting.sh nnet-config)
 dir=exp/benchmark_heads
 mkdir -p "$dir"
 echo "# $nnet_config, $epochs epochs, $threads threads, $device; mean over epochs"
@@ -31,7 +29,7 @@ for t in $tasks; do
   python3 -m mtlasr.bin.train_nnet "${cfgs[@]}" --device "$device" --force \
     --set "train.max_epochs=$epochs" --set "train.num_threads=$threads" \
     --valid-data data/dev --valid-ali exp/mono_ali_dev data/train exp/mono_ali "$dir/$name" \
-    > "$dir/$name.log" 2>&1 || die "training with $t failed; see $dir/$name.log"
+    > "$dir/$name.log" 2>&1 || die_log "$dir/$name.log" "training with $t failed"
   python3 - "$dir/$name/history.json" "$name" <<'PY'
 import json, sys
 h = json.load(open(sys.argv[1]))

@@ -8,7 +8,7 @@ Usage:
 
 For each exp/<system> with decode_dev and decode_test scored by
 local/score.sh: PER with substitutions/deletions/insertions, the LM weight
-chosen on dev, and for neural systems the training frames per second and
+and word insertion penalty chosen on dev, and for neural systems the training frames per second and
 seconds per epoch (means over epochs, from history.json).
 """
 
@@ -37,7 +37,7 @@ def main(argv=None):
         print(__doc__, file=sys.stderr)
         return 1
     out, systems = Path(args[0]), args[1:]
-    rows = ["| system | dev PER % | test PER % | test S/D/I | LM weight | train frames/s | s/epoch | epochs |",
+    rows = ["| system | dev PER % | test PER % | test S/D/I | LM weight, penalty | train frames/s | s/epoch | epochs |",
             "|---|---|---|---|---|---|---|---|"]
     for sys_name in systems:
         exp = Path("exp") / sys_name
@@ -46,7 +46,7 @@ def main(argv=None):
             continue
         dper, _ = per_fields(dev)
         tper, tsdi = per_fields(test)
-        lmwt = (dev / "lmwt").read_text().strip()
+        lmwt = (dev / "lmwt").read_text().strip() + ", " + (dev / "wip").read_text().strip()
         fps = spe = ep = "-"
         hist = exp / "history.json"
         if hist.is_file():

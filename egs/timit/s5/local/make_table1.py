@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_mtl_table import fmt, rel, write_into  # noqa: E402  (local/, beside this script)
+from make_mtl_table import fmt, rel_sig, write_into  # noqa: E402  (local/, beside this script)
 from make_mtl_table import collect as collect_group  # noqa: E402
 
 logger = logging.getLogger("make_table1")
@@ -57,24 +57,28 @@ def collect(exp, prefix, lambdas, seeds):
 
 def make_table(rows, lambdas, command):
     base = rows.get(lambdas[0], [])
-    bdev, btest = [r[1] for r in base], [r[2] for r in base]
-    lines = ["| lambda | seeds | dev PER % | test PER % | rel. impr. dev % | rel. impr. test % "
+    lines = ["| lambda | seeds | dev PER % | test PER % | rel. impr. dev % | rel. impr. test % | p dev / test "
              "| s/epoch | paper dev / test |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for lam in lambdas:
         r = rows[lam]
         dev, test = [x[1] for x in r], [x[2] for x in r]
         spe = [x[3] for x in r if np.isfinite(x[3])]
         paper = PAPER.get(lam)
         first = lam == lambdas[0]
+        if first:
+            rdev = rtest = pdev = ptest = "-"
+        else:
+            (rdev, pdev), (rtest, ptest) = rel_sig(base, r, 1), rel_sig(base, r, 2)
         cells = [f"{lam}{' (STL)' if first and float(lam) == 0 else ''}", str(len(r)), fmt(dev), fmt(test),
-                 "-" if first else rel(bdev, dev), "-" if first else rel(btest, test),
-                 f"{np.mean(spe):.1f}" if spe else "-",
+                 rdev, rtest, f"{pdev} / {ptest}", f"{np.mean(spe):.1f}" if spe else "-",
                  f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     text += ("\nMean ± sample standard deviation over seeds; relative improvement = "
-             "(PER(lambda=0) - PER(lambda)) / PER(lambda=0), positive is better. ")
+             "(PER(lambda=0) - PER(lambda)) / PER(lambda=0), positive is better; p: paired bootstrap over "
+             "utterances against lambda = 0 (errors summed over seeds; Bisani and Ney, 2004), two-sided, "
+             "* = p < 0.05. ")
     if command:
         text += f"Command: `{command.strip()}`.\n"
     return text
@@ -115,7 +119,7 @@ def main(argv=None):
     table = make_table(rows, lambdas, args.command)
     for name, text in (("table1.md", table),
                        ("per.tsv", "lambda\tseed\tdev_per\ttest_per\tseconds_per_epoch\n" + "".join(
-                           f"{lam}\t{s}\t{d}\t{t}\t{e:.2f}\n" for lam in lambdas for s, d, t, e in rows[lam]))):
+                           f"{lam}\t{s}\t{d}\t{t}\t{e:.2f}\n" for lam in lambdas for s, d, t, e, *_ in rows[lam]))):
         tmp = out / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, out / name)
