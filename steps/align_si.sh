@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Align a data dir with a GMM-HMM in parallel jobs.
 # Writes <ali-dir>/ali.JOB.gz (Kaldi int-vector ark of transition ids),
-# final.mdl, cmvn_opts, delta_order and num_jobs.
+# final.mdl, cmvn_opts, delta_order and num_jobs. <ali-dir>/.align.record says
+# what they were made from; a rerun skips while it matches, and a redo
+# replaces the old alignments only when every job succeeded.
 set -euo pipefail
 
 nj=4
@@ -20,21 +22,27 @@ if [ $# -ne 4 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1 lang=$2 srcdir=$3 dir=$4
 
 require_files "$data/feats.scp" "$data/text" "$lang/L.fst" "$srcdir/final.mdl"
-if [ "$force" = false ] && done_marker_ok "$dir" align && [ "$dir/ali.1.gz" -nt "$srcdir/final.mdl" ]; then
-  log "$dir: alignments exist; skipping"
+record=$(step_record "beam=$beam retry_beam=$retry_beam boost_silence=$boost_silence" \
+  "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang" "$srcdir/final.mdl" "$srcdir/cmvn_opts" "$srcdir/delta_order")
+if [ "$force" = false ] && [ -f "$dir/ali.1.gz" ] && step_fresh "$dir" align "$record"; then
+  log "$dir: alignments are up to date; skipping"
   exit 0
 fi
 nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
-mkdir -p "$dir/log"
-rm -f "$dir"/ali.*.gz "$dir/.align.done"
+# Aligned into $dir/.next; the old alignments go only when all jobs succeeded.
+next=$dir/.next
+rm -rf "$next"
+mkdir -p "$next/log"
 utils/split_data.sh "$data" "$nj"
 log "aligning $data with $srcdir/final.mdl in $nj jobs"
-$cmd JOB=1:"$nj" "$dir/log/align.JOB.log" \
+$cmd JOB=1:"$nj" "$next/log/align.JOB.log" \
   python3 -m mtlasr.bin.align_gmm --beam "$beam" --retry-beam "$retry_beam" \
-    --boost-silence "$boost_silence" "$lang" "$srcdir" "$data/split$nj/JOB" "$dir/ali.JOB.gz" \
-  || die_log "$dir/log/align.*.log" "alignment failed"
-for f in final.mdl cmvn_opts delta_order; do cp "$srcdir/$f" "$dir/$f"; done
-echo "$nj" > "$dir/num_jobs"
-mark_done "$dir" align
+    --boost-silence "$boost_silence" "$lang" "$srcdir" "$data/split$nj/JOB" "$next/ali.JOB.gz" \
+  || die_log "$next/log/align.*.log" "alignment failed"
+for f in final.mdl cmvn_opts delta_order; do cp "$srcdir/$f" "$next/$f"; done
+echo "$nj" > "$next/num_jobs"
+rm -f "$dir"/ali.*.gz "$dir"/log/align.*.log "$dir/.align.done"
+publish "$next" "$dir"
+step_done "$dir" align "$record"
 log "$dir: $(grep -h 'aligned' "$dir"/log/align.*.log | sed 's/.*INFO //' | tr '\n' ';')"

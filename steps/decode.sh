@@ -3,7 +3,10 @@
 # per-pdf log-likelihoods (loglikes.JOB.ark), then best paths through HCLG
 # for every LM weight and word insertion penalty
 # (scoring/<LMWT>_<WIP>/hyp.JOB.tra). The model is the parent of
-# <decode-dir>, as in Kaldi. Score with steps/score.sh.
+# <decode-dir>, as in Kaldi. Score with steps/score.sh. <decode-dir>/.decode.record
+# says what it was decoded from (graph, features, model, options, code); a
+# rerun skips while it matches, and a redo is built in <decode-dir>.next and
+# replaces the old decode dir only when complete.
 set -euo pipefail
 
 nj=4
@@ -26,38 +29,40 @@ graph=$1 data=$2 dir=$3
 srcdir=$(dirname "$dir")
 
 require_files "$graph/HCLG.fst" "$graph/words.txt" "$data/feats.scp" "$data/cmvn.scp" "$srcdir/final.mdl"
-if [ -f "$srcdir/final.pt" ]; then
-  model=$srcdir/final.pt
-else
-  model=$srcdir/final.mdl
+if [ -f "$srcdir/final.pt" ]; then  # a network: its weights and pdf priors
+  model_files=("$srcdir/final.pt" "$srcdir/ali_train_pdf.counts" "$srcdir/final.mdl")
+else                                # a GMM and the feature options it was trained with
+  model_files=("$srcdir/final.mdl" "$srcdir/cmvn_opts" "$srcdir/delta_order")
 fi
 nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
-config="graph=$graph data=$data model=$model lmwts=$lmwts word_ins_penalties=$word_ins_penalties"
-config+=" beam=$beam max_active=$max_active lattice_beam=$lattice_beam"
-if [ "$force" = false ] && done_marker_ok "$dir" decode &&
-   config_fresh "$dir" "$config" "$model" "$graph/HCLG.fst" "$data/feats.scp"; then
-  log "$dir: already decoded with these options; skipping"
+options="lmwts=$lmwts word_ins_penalties=$word_ins_penalties beam=$beam max_active=$max_active"
+options+=" lattice_beam=$lattice_beam"
+record=$(step_record "$options" "$graph" "$data/feats.scp" "$data/cmvn.scp" "${model_files[@]}")
+if [ "$force" = false ] && step_fresh "$dir" decode "$record"; then
+  log "$dir: already decoded with these inputs and options; skipping"
   exit 0
 fi
-rm -rf "$dir/scoring" "$dir/.decode.done"
-mkdir -p "$dir/log" "$dir/scoring"
-write_config "$dir" "$config"
+# Decoded into $dir.next, which replaces $dir (and the scores in it) only when complete.
+next=$dir.next
+rm -rf "$next"
+mkdir -p "$next/log" "$next/scoring"
 utils/split_data.sh "$data" "$nj"
 start=$(date +%s)
 if [ -f "$srcdir/final.pt" ]; then
-  $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
-    python3 -m mtlasr.bin.nnet_forward --device "$device" "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
-    || die_log "$dir/log/forward.*.log" "network forward pass failed"
+  $cmd JOB=1:"$nj" "$next/log/forward.JOB.log" \
+    python3 -m mtlasr.bin.nnet_forward --device "$device" "$srcdir" "$data/split$nj/JOB" "$next/loglikes.JOB.ark" \
+    || die_log "$next/log/forward.*.log" "network forward pass failed"
 else
-  $cmd JOB=1:"$nj" "$dir/log/compute_likes.JOB.log" \
-    python3 -m mtlasr.bin.gmm_compute_likes "$srcdir" "$data/split$nj/JOB" "$dir/loglikes.JOB.ark" \
-    || die_log "$dir/log/compute_likes.*.log" "GMM likelihoods failed"
+  $cmd JOB=1:"$nj" "$next/log/compute_likes.JOB.log" \
+    python3 -m mtlasr.bin.gmm_compute_likes "$srcdir" "$data/split$nj/JOB" "$next/loglikes.JOB.ark" \
+    || die_log "$next/log/compute_likes.*.log" "GMM likelihoods failed"
 fi
-$cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
-  python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --word-ins-penalties "$word_ins_penalties" --beam "$beam" --max-active "$max_active" \
-    --lattice-beam "$lattice_beam" "$srcdir/final.mdl" "$graph" "$dir/loglikes.JOB.ark" "$dir" JOB \
-  || die_log "$dir/log/decode.*.log" "decoding failed"
-echo "$nj" > "$dir/num_jobs"
-mark_done "$dir" decode
+$cmd JOB=1:"$nj" "$next/log/decode.JOB.log" \
+  python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --word-ins-penalties "$word_ins_penalties" --beam "$beam" \
+    --max-active "$max_active" --lattice-beam "$lattice_beam" "$srcdir/final.mdl" "$graph" "$next/loglikes.JOB.ark" "$next" JOB \
+  || die_log "$next/log/decode.*.log" "decoding failed"
+echo "$nj" > "$next/num_jobs"
+step_done "$next" decode "$record"
+replace_dir "$next" "$dir"
 log "$dir: decoded in $(( $(date +%s) - start )) s; $(grep -h 'real-time factor' "$dir"/log/decode.1.log | sed 's/.*INFO //')"

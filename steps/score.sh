@@ -8,6 +8,8 @@
 # this set (ties: the smaller LM weight, then the smaller penalty), or the pair
 # chosen on another set (--lmwt-from <dev-decode-dir>), and writes
 # <decode-dir>/{<metric>,<metric>_spk,<metric>_utt,lmwt,wip}.
+# <decode-dir>/.score_<metric>.record says what the scores were made from
+# (the decode, the references, the options); a rerun skips while it matches.
 set -euo pipefail
 
 metric=wer           # wer, per or cer (names the result files)
@@ -27,13 +29,21 @@ if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1 dir=$2
 
 case "$metric" in wer|per|cer) ;; *) die "--metric must be wer, per or cer, got '$metric'" ;; esac
-require_files "$data/text" "$data/utt2spk" "$dir/.decode.done"
+require_files "$data/text" "$data/utt2spk" "$dir/.decode.record"
 opts=(--metric "$metric" --utt2spk "$data/utt2spk")
+inputs=("$data/text" "$data/utt2spk" "$dir/.decode.record")
 if [ -n "$token_map" ]; then
   require_files "$token_map"
   opts+=(--token-map "$token_map")
+  inputs+=("$token_map")
 fi
 [ -n "$ignore" ] && opts+=(--ignore "$ignore")
+[ -z "$lmwt_from" ] || inputs+=("$lmwt_from/lmwt" "$lmwt_from/wip")
+record=$(step_record "metric=$metric ignore=$ignore lmwt_from=$lmwt_from" "${inputs[@]}")
+if step_fresh "$dir" "score_$metric" "$record" && [ -f "$dir/$metric" ]; then
+  log "$(cat "$dir/$metric") (up to date; LM weight $(cat "$dir/lmwt"), penalty $(cat "$dir/wip"))"
+  exit 0
+fi
 
 [ -d "$dir/scoring" ] || die "$dir/scoring: no such directory (not decoded?)"
 pairs=$(find "$dir/scoring" -mindepth 2 -maxdepth 2 -name 'hyp.*.tra' | awk -F/ '{print $(NF-1)}' | sort -u)
@@ -76,4 +86,5 @@ echo "$lmwt" > "$dir/lmwt.tmp"
 atomic_mv "$dir/lmwt.tmp" "$dir/lmwt"
 echo "$wip" > "$dir/wip.tmp"
 atomic_mv "$dir/wip.tmp" "$dir/wip"
+step_done "$dir" "score_$metric" "$record"
 log "$(cat "$dir/$metric") (LM weight $lmwt, penalty $wip${lmwt_from:+, chosen on $lmwt_from}; $nscored pairs scored)"

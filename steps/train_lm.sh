@@ -8,8 +8,8 @@
 # --space-symbol; the dev text is treated the same way.
 # --vocab FILE: units outside it are counted; with --oov-word W they are
 # replaced by W before training (e.g. --vocab data/lang/words.txt --oov-word "<unk>").
-# <lm-dir>/config records the inputs and options; a rerun with the same ones
-# and unchanged inputs is skipped.
+# <lm-dir>/.lm.record says what the LM was made from (the texts, the options,
+# the code); a rerun skips while it matches.
 set -euo pipefail
 
 order=3
@@ -38,16 +38,17 @@ case $unit in word|char) ;; *) die "--unit must be word or char, got '$unit'" ;;
 text_opts=(--unit "$unit" --space-symbol "$space_symbol")
 [ -z "$vocab" ] || text_opts+=(--vocab "$vocab")
 [ -z "$oov_word" ] || text_opts+=(--oov-word "$oov_word")
-config="text=$text dev_text=$dev_text vocab=$vocab order=$order unit=$unit space_symbol=$space_symbol oov_word=$oov_word"
+options="order=$order unit=$unit space_symbol=$space_symbol oov_word=$oov_word"
 inputs=("$text")
 [ -z "$dev_text" ] || inputs+=("$dev_text")
 [ -z "$vocab" ] || inputs+=("$vocab")
-if [ -s "$dir/lm.arpa" ] && [ -s "$dir/summary" ] && config_fresh "$dir" "$config" "${inputs[@]}"; then
+record=$(step_record "$options" "${inputs[@]}")
+if [ -s "$dir/lm.arpa" ] && [ -s "$dir/summary" ] && step_fresh "$dir" lm "$record"; then
   log "$dir is up to date; skipping ($(cat "$dir/summary"))"
   exit 0
 fi
 mkdir -p "$dir/log"
-rm -f "$dir/ppl_dev" "$dir/summary" "$dir/config"
+rm -f "$dir/.lm.record" "$dir/config"
 
 log "LM text from $text ($unit units)"
 python3 -m mtlasr.bin.lm_text "${text_opts[@]}" "$text" "$dir/train.txt" > "$dir/log/text.log" 2>&1 ||
@@ -72,5 +73,5 @@ if [ -n "$dev_text" ]; then
 fi
 printf '%s\n' "$summary" > "$dir/summary.tmp"
 atomic_mv "$dir/summary.tmp" "$dir/summary"
-write_config "$dir" "$config"
+step_done "$dir" lm "$record"
 log "$summary"

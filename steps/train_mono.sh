@@ -25,20 +25,27 @@ if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1 lang=$2 dir=$3
 
 require_files "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang/L.fst" "$lang/topo"
-if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.mdl" ]; then
-  log "$dir: already trained; skipping"
+options="num_iters=$num_iters max_iter_inc=$max_iter_inc totgauss=$totgauss boost_silence=$boost_silence"
+options+=" norm_vars=$norm_vars delta_order=$delta_order seed=$seed"
+record=$(step_record "$options" "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang")
+if [ "$force" = false ] && [ -f "$dir/final.mdl" ] && step_fresh "$dir" train "$record"; then
+  log "$dir: already trained from these inputs and options; skipping"
   exit 0
 fi
 utils/validate_data_dir.sh "$data" >/dev/null
-mkdir -p "$dir/log"
-rm -f "$dir/.train.done"
+# Trained in $dir/.next; the finished model replaces the old one only at the end.
+next=$dir/.next
+rm -rf "$next"
+mkdir -p "$next/log"
 log "training monophone system in $dir (log: $dir/log/train.log)"
-$cmd "$dir/log/train.log" \
+$cmd "$next/log/train.log" \
   python3 -m mtlasr.bin.train_mono --num-iters "$num_iters" --max-iter-inc "$max_iter_inc" \
     --totgauss "$totgauss" --boost-silence "$boost_silence" --norm-vars "$norm_vars" \
-    --delta-order "$delta_order" --seed "$seed" "$data" "$lang" "$dir" \
-  || die_log "$dir/log/train.log" "monophone training failed"
-$cmd "$dir/log/export_kaldi.log" python3 -m mtlasr.bin.export_kaldi "$dir" \
-  || die_log "$dir/log/export_kaldi.log" "writing the Kaldi copy of the model failed"
-mark_done "$dir" train
+    --delta-order "$delta_order" --seed "$seed" "$data" "$lang" "$next" \
+  || die_log "$next/log/train.log" "monophone training failed"
+$cmd "$next/log/export_kaldi.log" python3 -m mtlasr.bin.export_kaldi "$next" \
+  || die_log "$next/log/export_kaldi.log" "writing the Kaldi copy of the model failed"
+publish "$next" "$dir"
+rm -f "$dir/.train.done"  # the marker of earlier versions
+step_done "$dir" train "$record"
 log "$(grep 'trained' "$dir/log/train.log" | sed 's/.*INFO //')"

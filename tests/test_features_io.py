@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtlasr import features
+from mtlasr import audio, features
 from mtlasr.gmm import read_ali, write_ali
 
 REPO = Path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,7 +90,7 @@ def test_outputs_exist(feats_dir):
     assert list(table(feats_dir / "feats.scp")) == utts
     assert list(table(feats_dir / "utt2num_frames")) == utts
     assert list(table(feats_dir / "cmvn.scp")) == list(table(feats_dir / "spk2utt"))
-    assert (feats_dir / ".mfcc.done").exists() and (feats_dir / ".cmvn.done").exists()
+    assert (feats_dir / ".mfcc.record").exists() and (feats_dir / ".cmvn.record").exists()
 
 
 @needs_sample
@@ -110,7 +110,7 @@ def test_feats_read_back_by_kaldi_io(feats_dir, kaldi_io):
     # Direct recomputation of one utterance from its audio.
     utt = "mbcg0_si486"
     spec = table(feats_dir / "wav.scp")[utt]
-    samples, sr = features.read_audio(spec, utt)
+    samples, sr = audio.read_audio(spec, utt)
     direct = features.compute_mfcc(samples, sr, features.mfcc_options(MFCC_CONF))
     assert direct.shape == theirs[utt].shape
     assert np.allclose(direct, theirs[utt], rtol=1e-5, atol=1e-4)
@@ -158,17 +158,17 @@ def test_alignments_read_back_by_kaldi_io(tmp_path, kaldi_io):
 
 
 @needs_sample
-@pytest.mark.parametrize("fix", ["wav.scp", "audio"])
-def test_missing_audio_fails_and_resumes(sample_data, tmp_path, fix):
+def test_missing_audio_is_named_before_any_job(sample_data, tmp_path):
+    """A wav.scp naming a missing file: the step stops before any job, naming
+    the utterance and the file; another data dir sharing the mfcc dir is
+    untouched; after the fix the features are made."""
     base = tmp_path
     mfcc, log = base / "mfcc", base / "log"
-    # A finished data dir sharing the mfcc dir.
     good = base / "data" / "test"
     shutil.copytree(sample_data / "test", good)
     sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{good}' '{log}/test' '{mfcc}'")
     good_files = {p: digest(p) for p in [good / "feats.scp", good / "utt2num_frames", *mfcc.glob("*test*")]}
 
-    # Another data dir whose wav.scp names a missing file (job 2 of 2).
     bad = base / "data" / "other"
     shutil.copytree(sample_data / "test", bad)
     wav = table(bad / "wav.scp")
@@ -179,41 +179,42 @@ def test_missing_audio_fails_and_resumes(sample_data, tmp_path, fix):
     (bad / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in wav.items()))
     proc = sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{bad}' '{log}/other' '{mfcc}'", check=False)
     assert proc.returncode != 0
-    assert "MFCC extraction failed" in proc.stderr
-    logs = sorted((log / "other").glob("make_mfcc_other.*.log"))
-    assert len(logs) == 2
-    errors = [p for p in logs if "ERROR" in p.read_text()]
-    assert [p.name for p in errors] == ["make_mfcc_other.2.log"]
-    err = [line for line in errors[0].read_text().splitlines() if "ERROR" in line]
-    assert len(err) == 1 and utt in err[0] and str(missing) in err[0], err
-    assert "Traceback" not in errors[0].read_text()
-    assert not (bad / "feats.scp").exists() and not (bad / ".mfcc.done").exists()
-    assert not (mfcc / "raw_mfcc_other.2.scp").exists()
-    assert (mfcc / "raw_mfcc_other.1.scp").is_file()
-    # The other data dir and its arks are untouched.
+    assert f"utterance {utt}: audio file {missing} does not exist" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (bad / "feats.scp").exists() and not (bad / ".mfcc.record").exists()
+    assert not list(mfcc.glob("raw_mfcc_other.*"))
     assert {p: digest(p) for p in good_files} == good_files
 
-    # Rerun after the fix: completes.
-    job1_ark = mfcc / "raw_mfcc_other.1.ark"
-    job1 = (job1_ark.stat().st_mtime_ns, digest(job1_ark))
-    if fix == "wav.scp":
-        wav[utt] = real
-        (bad / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in wav.items()))
-    else:
-        missing.parent.mkdir()
-        shutil.copyfile(real, missing)
+    missing.parent.mkdir()
+    shutil.copyfile(real, missing)
     sh(f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{bad}' '{log}/other' '{mfcc}'")
-    assert (bad / ".mfcc.done").exists()
+    assert (bad / ".mfcc.record").exists()
     assert list(table(bad / "feats.scp")) == list(table(bad / "utt2spk"))
     assert table(bad / "utt2num_frames") == table(good / "utt2num_frames")
     import kaldiio
     a, b = kaldiio.load_scp(str(bad / "feats.scp")), kaldiio.load_scp(str(good / "feats.scp"))
     for u in table(good / "utt2spk"):
         assert np.array_equal(a[u], b[u]), u
-    if fix == "audio":
-        # wav.scp unchanged: the finished job 1 is not redone.
-        assert (job1_ark.stat().st_mtime_ns, digest(job1_ark)) == job1
     assert {p: digest(p) for p in good_files} == good_files
+
+
+@needs_sample
+def test_interrupted_mfcc_resumes_the_unfinished_jobs(sample_data, tmp_path):
+    """A run killed after job 1 finished (its scp is the last file a job
+    writes) and before job 2 did: the rerun, with unchanged inputs, redoes
+    job 2 only."""
+    mfcc, d = tmp_path / "mfcc", tmp_path / "data" / "test"
+    shutil.copytree(sample_data / "test", d)
+    cmd = f"steps/make_mfcc.sh --nj 2 --mfcc-config '{MFCC_CONF}' '{d}' '{tmp_path}/log' '{mfcc}'"
+    sh(cmd)
+    feats = (d / "feats.scp").read_text()
+    job1, job2 = sorted(mfcc.glob("raw_mfcc_test.*.1.scp"))[0], sorted(mfcc.glob("raw_mfcc_test.*.2.scp"))[0]
+    stamp1 = job1.with_suffix(".ark").stat().st_mtime_ns
+    job2.unlink()
+    (d / ".mfcc.record").unlink()
+    sh(cmd)
+    assert job1.with_suffix(".ark").stat().st_mtime_ns == stamp1 and job2.is_file()
+    assert (d / "feats.scp").read_text() == feats
 
 
 @needs_sample

@@ -11,6 +11,7 @@ cut short and resumed.
 
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -465,12 +466,13 @@ def test_steps_end_to_end(recipe):
 def test_steps_rerun_skips_and_extractor_resumes(recipe):
     p = sh("steps/ivector/train_diag_ubm.sh --nj 2 --num-gauss 8 --num-iters-init 4 --num-iters 2 "
            "data/train exp/diag_ubm", recipe)
-    assert "already trained; skipping" in p.stderr
+    assert "already trained from these inputs and options; skipping" in p.stderr
     p = sh("steps/ivector/extract_ivectors.sh --nj 2 --online true data/dev exp/extractor exp/ivectors_dev", recipe)
-    assert "already extracted; skipping" in p.stderr
+    assert "i-vectors are up to date; skipping" in p.stderr
+    # one more extractor iteration: the finished model is continued, not started again
     p = sh("steps/ivector/train_ivector_extractor.sh --nj 2 --ivector-dim 5 --num-iters 3 "
            "data/train exp/full_ubm exp/extractor", recipe)
-    assert "resuming after iteration 1" in p.stderr
+    assert "continuing the finished model" in p.stderr and "resuming after iteration 1" in p.stderr
     values = objf(recipe / "exp/extractor/objf")
     assert len(values) == 3 and values[2] > values[1]
     assert (recipe / "exp/extractor/final.ie").resolve().name == "3.ie"
@@ -577,51 +579,60 @@ def test_tiny_steps_end_to_end(tiny):
 
 
 def test_tiny_steps_resume_a_killed_run(tiny):
-    """The last iteration's model deleted and a half-written accumulator left,
-    as a run killed in its last iteration leaves them: a rerun redoes only
-    that iteration and ends with the same model, bit for bit. The extractor
-    first (the UBMs are its inputs), then the full UBM, then the diagonal
-    one."""
+    """A run killed in its last iteration: the work dir DIR.next holds the
+    models up to the one before and a half-written accumulator, and no
+    finished DIR exists. A rerun redoes only the last iteration, moves the
+    result into place and ends with the same model, bit for bit. The
+    extractor first (the UBMs are its inputs), then the full UBM, then the
+    diagonal one."""
     exp = tiny / "exp"
     for name, last, cmd in reversed(TINY_STEPS):
         d = exp / name
-        final = d / f"final.{last.split('.')[1]}"
-        before = model_arrays(final)
+        ext = last.split(".")[1]
+        before = model_arrays(d / f"final.{ext}")
         objf_before = (d / "objf").read_text()
-        first_acc_log = d / "log/acc.0.1.log"
+        work = exp / f"{name}.next"
+        d.rename(work)
+        first_acc_log = work / "log/acc.0.1.log"
         stamp = first_acc_log.stat().st_mtime_ns
-        (d / last).unlink()
-        (d / ".train.done").unlink()
+        for f in (last, f"final.{ext}", ".train.record"):
+            (work / f).unlink()
+        shutil.rmtree(work / "kaldi")
         acc = "acc.1.1" if name == "extractor" else "1.1.acc"
-        (d / acc).write_bytes(b"PK partial")
+        (work / acc).write_bytes(b"PK partial")
         p = sh(cmd, tiny)
-        assert f"resuming after iteration 0 (from 1.{last.split('.')[1]})" in p.stderr, (name, p.stderr)
-        assert first_acc_log.stat().st_mtime_ns == stamp, name  # iteration 0 not redone
+        assert f"resuming in {work.relative_to(tiny)}" in p.stderr, (name, p.stderr)
+        assert f"resuming after iteration 0 (from 1.{ext})" in p.stderr, (name, p.stderr)
+        assert (d / "log/acc.0.1.log").stat().st_mtime_ns == stamp, name  # iteration 0 not redone
         assert "iteration 1: log-likelihood per frame" in p.stderr
         assert "iteration 0: log-likelihood" not in p.stderr
-        assert not (d / acc).exists()
-        assert_same_model(model_arrays(final), before)
+        assert not (d / acc).exists() and not work.exists()
+        assert_same_model(model_arrays(d / f"final.{ext}"), before)
         assert (d / "objf").read_text() == objf_before
-        assert (d / ".train.done").exists() and os.readlink(final) == last
+        assert (d / ".train.record").exists() and os.readlink(d / f"final.{ext}") == last
+        assert (d / "kaldi" / f"final.{ext}").is_file()
         p = sh(cmd, tiny)
-        assert "already trained; skipping" in p.stderr
+        assert "already trained from these inputs and options; skipping" in p.stderr
 
 
 def test_tiny_steps_restart_on_changed_options_or_inputs(tiny):
-    """A newer input (the diagonal UBM, rewritten) or changed options start a
-    step again; it ends with the same model as before, the steps being
-    deterministic."""
+    """An input rewritten with the same content (a newer time stamp) is not
+    a change; changed options start the step again in DIR.next, and the
+    new model replaces the finished one at the end."""
     exp = tiny / "exp"
     name, _, cmd = TINY_STEPS[1]
     before = model_arrays(exp / "full_ubm/final.ubm")
     dubm = exp / "diag_ubm/2.dubm"
-    os.utime(dubm, ns=(dubm.stat().st_atime_ns, (exp / "full_ubm/config").stat().st_mtime_ns + 10 ** 9))
+    os.utime(dubm, ns=(dubm.stat().st_atime_ns, dubm.stat().st_mtime_ns + 10 ** 9))
     p = sh(cmd, tiny)
-    assert "options, features or UBM changed since the last run; starting again" in p.stderr
-    assert "iteration 0: log-likelihood" in p.stderr
-    assert_same_model(model_arrays(exp / "full_ubm/final.ubm"), before)
-    p = sh(cmd.replace("--num-iters 2", "--num-iters 2 --num-gselect 3"), tiny)
-    assert "starting again" in p.stderr
-    assert "num_gselect=3" in (exp / "full_ubm/config").read_text()
-    p = sh(cmd.replace("--num-iters 2", "--num-iters 2 --num-gselect 3"), tiny)
-    assert "already trained; skipping" in p.stderr
+    assert "already trained from these inputs and options; skipping" in p.stderr
+    changed = cmd.replace("--num-iters 2", "--num-iters 2 --num-gselect 3")
+    p = sh(changed, tiny)
+    assert "train is out of date (the options changed)" in p.stderr
+    assert "starting again in" in p.stderr and "iteration 0: log-likelihood" in p.stderr
+    after = model_arrays(exp / "full_ubm/final.ubm")
+    assert not np.array_equal(after["means"], before["means"])  # 3 Gaussians selected per frame, not 4
+    assert "num_gselect=3" in (exp / "full_ubm/.train.record").read_text()
+    assert not (exp / "full_ubm.next").exists()
+    p = sh(changed, tiny)
+    assert "already trained from these inputs and options; skipping" in p.stderr

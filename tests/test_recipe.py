@@ -122,8 +122,8 @@ def test_alignments_cover_training_data(recipe):
 def test_rerun_skips_finished_stages(recipe):
     before = (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns
     p = sh(f"./run.sh {RUN_OPTS} --stop-stage 6", recipe)
-    assert "already trained; skipping" in p.stderr
-    assert "already decoded with these options; skipping" in p.stderr
+    assert "already trained from these inputs and options; skipping" in p.stderr
+    assert "already decoded with these inputs and options; skipping" in p.stderr
     assert (recipe / "exp/lstm_tiny/final.pt").stat().st_mtime_ns == before
 
 

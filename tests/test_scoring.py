@@ -296,7 +296,7 @@ def make_decode_dir(path, hyps_by_pair):
         lines = [f"{u} {h}\n" for u, h in hyps.items()]
         write(path / "scoring" / pair / "hyp.1.tra", "".join(lines[1::2]))
         write(path / "scoring" / pair / "hyp.2.tra", "".join(lines[0::2]))
-    write(path / ".decode.done", "")
+    write(path / ".decode.record", "code x\noptions \n")
     return path
 
 
@@ -350,7 +350,7 @@ def test_score_sh_ties_cer_and_errors(tmp_path, data_dir):
     # ties: the smaller LM weight (numerically), then the smaller penalty
     assert (d / "lmwt").read_text() == "2\n" and (d / "wip").read_text() == "0.5\n"
     assert (d / "cer").read_text().startswith("%CER 4.76 [ 1 / 21,")
-    assert sorted(f.name for f in d.iterdir() if f.is_file() and f.name != ".decode.done") == \
+    assert sorted(f.name for f in d.iterdir() if f.is_file() and not f.name.startswith(".")) == \
         ["cer", "cer_spk", "cer_utt", "lmwt", "wip"]
 
     mp = write(tmp_path / "words.map", "the the\ncat cat\nsat sat\na a\ndog dog\non on\nmat mat\n")
@@ -360,6 +360,6 @@ def test_score_sh_ties_cer_and_errors(tmp_path, data_dir):
     assert f"see {log}" in p.stderr
     assert "token '<noise>' is not in the token map" in log.read_text()
 
-    (d / ".decode.done").unlink()
+    (d / ".decode.record").unlink()
     p = score_sh(data_dir, d)
-    assert p.returncode != 0 and ".decode.done" in p.stderr
+    assert p.returncode != 0 and ".decode.record" in p.stderr

@@ -100,20 +100,40 @@ def test_lib_log_and_die(tmp_path):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(libtest\.sh:5\) ERROR: bad thing", lines[1])
 
 
-def test_lib_require_files_and_markers(tmp_path):
+def test_lib_require_files(tmp_path):
     write(tmp_path / "a", "x\n")
     script = lib_script(tmp_path, f"""
-d={tmp_path}/stage
-done_marker_ok "$d" feats && echo early
-mark_done "$d" feats
-done_marker_ok "$d" feats && echo marked
 require_files {tmp_path}/a {tmp_path}/missing1 {tmp_path}/missing2""")
     res = run(["bash", script], check=False)
     assert res.returncode == 1
-    assert res.stdout.split() == ["marked"]
-    assert (tmp_path / "stage" / ".feats.done").is_file()
     assert "missing1" in res.stderr and "missing2" not in res.stderr
-    assert "(libtest.sh:9)" in res.stderr  # blames the caller, not lib.sh
+    assert "(libtest.sh:5)" in res.stderr  # blames the caller, not lib.sh
+
+
+def test_lib_step_records(tmp_path):
+    """A step is fresh only while its record (code, options, input checksums)
+    matches; step_fresh says what changed."""
+    write(tmp_path / "in.txt", "a\n")
+    script = lib_script(tmp_path, f"""
+. {ROOT}/path.sh
+d={tmp_path}/out
+r=$(step_record "opt=1" {tmp_path}/in.txt)
+step_fresh "$d" x "$r" && echo early
+step_done "$d" x "$r"
+step_fresh "$d" x "$r" && echo done
+step_fresh "$d" x "$(step_record "opt=2" {tmp_path}/in.txt)" || echo options
+echo b > {tmp_path}/in.txt
+step_fresh "$d" x "$(step_record "opt=1" {tmp_path}/in.txt)" || echo input
+touch {tmp_path}/in.txt
+step_done "$d" x "$(step_record "opt=1" {tmp_path}/in.txt)"
+touch -d '2001-01-01' {tmp_path}/in.txt
+step_fresh "$d" x "$(step_record "opt=1" {tmp_path}/in.txt)" && echo same-content""")
+    res = run(["bash", script], check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["done", "options", "input", "same-content"]
+    assert "the options changed" in res.stderr and f"input {tmp_path}/in.txt changed" in res.stderr
+    rec = (tmp_path / "out" / ".x.record").read_text().splitlines()
+    assert rec[0].startswith("code ") and rec[1] == "options opt=1" and rec[2].startswith(f"input {tmp_path}/in.txt 2 ")
 
 
 def test_lib_atomic_mv(tmp_path):

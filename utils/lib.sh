@@ -74,16 +74,6 @@ require_files() {
   done
 }
 
-# done_marker_ok DIR NAME: succeed if stage NAME in DIR was marked as done.
-done_marker_ok() {
-  [ -f "$1/.$2.done" ]
-}
-
-# mark_done DIR NAME: record that stage NAME in DIR completed.
-mark_done() {
-  mkdir -p "$1" && touch "$1/.$2.done"
-}
-
 # atomic_mv TMP FINAL: move a finished temporary file into place, refusing
 # to clobber FINAL with a missing or empty result.
 atomic_mv() {
@@ -103,13 +93,14 @@ replace_file() {
 }
 
 # replace_dir TMP FINAL: put the finished directory TMP in the place of
-# FINAL. When FINAL holds the same files (diff -r; *.log files, which carry
-# time stamps, are not compared) TMP is removed and FINAL left untouched;
+# FINAL. When FINAL holds the same files (diff -r; logs, which carry time
+# stamps, and step records are not compared) TMP is removed and FINAL left
+# untouched;
 # otherwise the old FINAL is moved aside, TMP moved into place, and only then
 # the old one removed.
 replace_dir() {
   local tmp=$1 final=$2 old=
-  if [ -d "$final" ] && diff -r -q -x '*.log' "$tmp" "$final" > /dev/null; then
+  if [ -d "$final" ] && diff -r -q -x '*.log' -x '.*.record' "$tmp" "$final" > /dev/null; then
     rm -rf "$tmp"
     return 0
   fi
@@ -118,18 +109,119 @@ replace_dir() {
   [ -z "$old" ] || rm -rf "$old"
 }
 
-# config_fresh DIR CONFIG FILE...: succeed if DIR/config holds CONFIG (a
-# step's options) and is newer than every FILE (its inputs), i.e. DIR was
-# made, or is being made, from these options and inputs.
-config_fresh() {
-  local dir=$1 config=$2 f
-  shift 2
-  [ -f "$dir/config" ] && [ "$(cat "$dir/config")" = "$config" ] || return 1
-  for f in "$@"; do [ "$dir/config" -nt "$f" ] || return 1; done
+# step_record OPTIONS INPUT...: print the record of what the calling step
+# ($0) makes from these options and inputs (mtlasr.provenance): a digest of
+# the step's code (its script, the shell files it sources, the Python
+# modules it runs), the options, and each input's size and checksum. An
+# input written audio:WAV_SCP stands for the audio files that wav.scp lists
+# (their sizes and times); tree:DIR for every file under DIR (sizes, times).
+step_record() {
+  local options=$1 a args=()
+  shift
+  for a in "$@"; do
+    case $a in
+      audio:*) args+=(--audio "${a#audio:}") ;;
+      tree:*) args+=(--tree "${a#tree:}") ;;
+      *) args+=("$a") ;;
+    esac
+  done
+  python3 -m mtlasr.bin.make_record --options "$options" "$0" "${args[@]}"
 }
 
-# write_config DIR CONFIG: record a step's options in DIR/config, atomically.
-write_config() {
-  printf '%s\n' "$2" > "$1/config.tmp"
-  atomic_mv "$1/config.tmp" "$1/config"
+# step_fresh DIR NAME RECORD: succeed if DIR/.NAME.record (written by
+# step_done when the step finished) holds RECORD; otherwise say on stderr
+# what changed (the code, the options, or which input) and fail.
+step_fresh() {
+  local file=$1/.$2.record line what
+  [ -f "$file" ] || return 1
+  [ "$(cat "$file")" = "$3" ] && return 0
+  line=$(diff "$file" <(printf '%s\n' "$3") | sed -n 's/^[<>] //p' | head -n 1)
+  read -r what line <<< "$line"
+  case $what in
+    code) what="the code that made it changed" ;;
+    options) what="the options changed" ;;
+    *) what="$what ${line%% *} changed" ;;
+  esac
+  log "$1: $2 is out of date ($what); redoing"
+  return 1
+}
+
+# step_done DIR NAME RECORD: record, last, that the step's outputs in DIR
+# are complete and were made from RECORD.
+step_done() {
+  mkdir -p "$1"
+  printf '%s\n' "$3" > "$1/.$2.record.tmp"
+  replace_file "$1/.$2.record.tmp" "$1/.$2.record"
+}
+
+# publish STAGE DIR: move the finished outputs a step wrote in the staging
+# dir STAGE (e.g. DIR/.next) into DIR: a file replaces the one of the same
+# name, a sub-directory replaces the old one whole (replace_dir), the logs
+# in STAGE/log join DIR/log; then STAGE is removed. Other files of DIR (the
+# outputs of later steps, e.g. decode dirs) stay.
+publish() {
+  local stage=$1 dir=$2 f name
+  mkdir -p "$dir/log"
+  for f in "$stage"/* "$stage"/.[!.]*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    name=$(basename "$f")
+    if [ "$name" = log ] && [ -d "$f" ]; then
+      find "$f" -mindepth 1 -maxdepth 1 -exec mv -f {} "$dir/log/" \;
+    elif [ -d "$f" ] && [ ! -L "$f" ]; then
+      replace_dir "$f" "$dir/$name"
+    else
+      mv -f -T "$f" "$dir/$name"
+    fi
+  done
+  rm -rf "$stage"
+}
+
+# kill_tree PID [SIGNAL]: send SIGNAL (default TERM) to PID and all its
+# descendants, children first.
+kill_tree() {
+  local c
+  for c in $(pgrep -P "$1" || true); do kill_tree "$c" "${2:-TERM}"; done
+  kill "-${2:-TERM}" "$1" 2> /dev/null || true   # it may have exited meanwhile
+}
+
+# _lock_holders LOCK: PIDs of the processes (other than this shell) that
+# have LOCK open: the jobs of the run that took it inherit its descriptor.
+_lock_holders() {
+  local lock p f
+  lock=$(readlink -f "$1")
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] || [ "${p#/proc/}" = "$BASHPID" ] && continue
+    for f in "$p"/fd/*; do
+      # shellcheck disable=SC2015  # a process may vanish while we look
+      [ "$(readlink "$f" 2> /dev/null)" = "$lock" ] && { echo "${p#/proc/}"; break; } || true
+    done
+  done
+}
+
+# lock_dir DIR: hold DIR/.lock until this shell and every process it starts
+# have exited (they inherit the lock's descriptor), so that two runs never
+# write the same experiment at once. When another run holds it: die naming
+# its PID and command line (DIR/.lock.info). When the run that took it is
+# gone (killed with kill -9) but jobs it started still hold it: stop those
+# jobs first, so a rerun never races a leftover.
+lock_dir() {
+  local dir=$1 lock=$1/.lock info pid holders fd i
+  mkdir -p "$dir"
+  exec {fd}>> "$lock"
+  if ! flock -n "$fd"; then
+    info=$(cat "$lock.info" 2> /dev/null || echo "?")
+    pid=${info%% *}
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2> /dev/null; then
+      die "$dir is in use by another run: PID $info. Wait for it to end, or stop it (kill $pid), then rerun."
+    fi
+    holders=$(_lock_holders "$lock" | tr '\n' ' ')
+    log "WARNING: $dir: the run that held it (PID $pid) is gone, but jobs it started still run (PIDs $holders); stopping them"
+    for i in $holders; do kill_tree "$i" TERM; done
+    for ((i = 0; i < 20; i++)); do flock -n "$fd" && break; sleep 0.5; done
+    if ! flock -n "$fd"; then
+      for i in $(_lock_holders "$lock"); do kill_tree "$i" KILL; done
+      flock -w 10 "$fd" || die "$dir: could not take $lock from the leftover jobs of PID $pid"
+    fi
+  fi
+  printf '%s %s\n' "$$" "(since $(date '+%Y-%m-%d %H:%M:%S'): $0 $*)" > "$lock.info"
 }

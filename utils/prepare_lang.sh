@@ -4,8 +4,10 @@
 # p1 p2 ...), silence_phones.txt, nonsilence_phones.txt, optional_silence.txt.
 # Writes <lang-dir>/{phones.txt,words.txt,oov.txt,oov.int,topo,L.fst,
 # L_disambig.fst,lexiconp_disambig.txt,phones/*} (see steps/libs/mtlasr/lang.py)
-# into a temporary dir and replaces <lang-dir> only when it is complete;
-# intermediate lexicons go to <tmp-dir>.
+# into a temporary dir and replaces <lang-dir> only when it is complete (an
+# identical result leaves it untouched); intermediate lexicons go to
+# <tmp-dir>. <lang-dir>/.lang.record says what it was made from; a rerun
+# skips while it matches.
 set -euo pipefail
 
 sil_prob=0.5                      # optional silence between words; 0: none (phone recognisers)
@@ -27,8 +29,17 @@ srcdir=$1 oov_word=$2 tmpdir=$3 dir=$4
 require_files "$srcdir/silence_phones.txt" "$srcdir/nonsilence_phones.txt" "$srcdir/optional_silence.txt"
 [ -f "$srcdir/lexicon.txt" ] || [ -f "$srcdir/lexiconp.txt" ] ||
   die "$srcdir has neither lexicon.txt nor lexiconp.txt"
+lexicon=$srcdir/lexicon.txt
+[ -f "$srcdir/lexiconp.txt" ] && lexicon=$srcdir/lexiconp.txt
+record=$(step_record "oov_word=$oov_word sil_prob=$sil_prob num_sil_states=$num_sil_states num_nonsil_states=$num_nonsil_states" \
+  "$srcdir/silence_phones.txt" "$srcdir/nonsilence_phones.txt" "$srcdir/optional_silence.txt" "$lexicon")
+if [ -f "$dir/L.fst" ] && step_fresh "$dir" lang "$record"; then
+  log "$dir is up to date with $srcdir; skipping"
+  exit 0
+fi
 mkdir -p "$tmpdir"
 python3 -m mtlasr.bin.prepare_lang --sil-prob "$sil_prob" --num-sil-states "$num_sil_states" \
   --num-nonsil-states "$num_nonsil_states" --tmp-dir "$tmpdir" "$srcdir" "$oov_word" "$dir" \
   2> "$tmpdir/prepare_lang.log" || die "building $dir failed (see $tmpdir/prepare_lang.log): $(tail -n 1 "$tmpdir/prepare_lang.log")"
+step_done "$dir" lang "$record"
 log "$(grep 'wrote' "$tmpdir/prepare_lang.log" | sed 's/.*INFO //')"

@@ -20,6 +20,9 @@ Options:
 EOU
 }
 
+# shellcheck source=utils/lib.sh
+. "$(dirname "$0")/lib.sh"   # kill_tree
+
 max_jobs_run=0   # 0 = no limit
 num_threads=1
 launcher=
@@ -111,12 +114,6 @@ run_job() {
 
 # On INT/TERM, terminate every job with all its descendants: background jobs
 # ignore SIGINT in a non-interactive shell, so Ctrl-C alone would not stop them.
-# shellcheck disable=SC2317  # reached only via the trap below (false positive)
-kill_tree() {
-  local c
-  for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
-  kill "$1" 2>/dev/null || true
-}
 # shellcheck disable=SC2317  # reached only via the trap below (false positive)
 on_signal() {
   local p

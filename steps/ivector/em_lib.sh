@@ -3,26 +3,29 @@
 # The EM driver of steps/ivector/train_diag_ubm.sh, train_full_ubm.sh and
 # train_ivector_extractor.sh, and the job helpers they share with
 # extract_ivectors.sh. Source it after utils/lib.sh (it uses log, die,
-# atomic_mv, config_fresh, write_config, done_marker_ok and mark_done):
+# atomic_mv, step_record, step_fresh, step_done and replace_dir):
 #   . utils/lib.sh
 #   . steps/ivector/em_lib.sh
 # It only defines functions; it does not change shell options.
 #
-# A step trains the models DIR/N.EXT, the model after N EM iterations
-# (N = 0 .. NUM_ITERS), and links DIR/final.EXT -> NUM_ITERS.EXT:
+# A step trains the models N.EXT, the model after N EM iterations
+# (N = 0 .. NUM_ITERS), in the staging dir DIR.next, links final.EXT ->
+# NUM_ITERS.EXT, and when finished moves DIR.next into the place of DIR:
 #
 #   em_begin DIR EXT ACC NUM_ITERS WHAT CHANGED CONFIG INPUT...
-#       Skip, start again or resume (see below). ACC names the accumulator
-#       of iteration X and job JOB: a printf format whose %s is X, with the
-#       word JOB in it ('%s.JOB.acc' gives DIR/3.2.acc). WHAT names the
-#       model in the log ("diagonal UBM"), CHANGED what a restart blames
-#       ("options or features"), CONFIG is the step's options (DIR/config),
-#       INPUT... its input files (utils/lib.sh config_fresh).
+#       Skip, start again or resume (see below); sets $dir and $em_dir to
+#       DIR.next, where the hooks work. ACC names the accumulator of
+#       iteration X and job JOB: a printf format whose %s is X, with the
+#       word JOB in it ('%s.JOB.acc' gives 3.2.acc). WHAT names the model
+#       in the log ("diagonal UBM"), CHANGED what a restart blames
+#       ("options or features"), CONFIG is the step's options (without
+#       NUM_ITERS), INPUT... its input files.
 #   em_train DATA EST_LOG EST_WHAT CLEANUP
 #       The iterations on DATA, split into $nj parts by speaker (the hooks
 #       find the parts in $sdata/JOB). EST_LOG names the estimation log
-#       (DIR/log/EST_LOG.X.log), EST_WHAT the estimation in an error. With
-#       CLEANUP true only the latest DIR/N.EXT is kept.
+#       (log/EST_LOG.X.log), EST_WHAT the estimation in an error. With
+#       CLEANUP true only the latest N.EXT is kept. At the end DIR.next
+#       replaces DIR, and $dir is DIR again.
 #
 # and defines these hooks before calling them:
 #   em_restart      (optional) when DIR starts again, after its models,
@@ -39,15 +42,17 @@
 #                   DIR/X.EXT DIR/X+1.EXT and the accumulators.
 #
 # Skip, start again, resume (em_begin, em_train):
-#   * done (DIR/.train.done), DIR/final.EXT -> NUM_ITERS.EXT, CONFIG
-#     unchanged and no INPUT newer than DIR/config: log "DIR: WHAT already
-#     trained; skipping" and exit 0 (the step ends there);
-#   * --force true, or CONFIG or an INPUT changed: delete the models, the
-#     accumulators, the per-job .npz files and objf, call em_restart, write
-#     DIR/config; the training starts from em_init;
-#   * otherwise resume: the highest DIR/N.EXT with N <= NUM_ITERS is the
-#     last finished iteration (raising NUM_ITERS, where CONFIG leaves it
-#     out, continues from there); only later iterations are run.
+#   * DIR/.train.record (mtlasr.provenance: the code, CONFIG, NUM_ITERS and
+#     each INPUT's checksum) matches: log "DIR: WHAT already trained ...;
+#     skipping" and exit 0 (the step ends there);
+#   * DIR.next was started from the same CONFIG and INPUTs (its
+#     .work.record): resume there, at the highest N.EXT with N <= NUM_ITERS;
+#   * DIR was finished from the same CONFIG and INPUTs but other NUM_ITERS
+#     (where CONFIG leaves NUM_ITERS out, as the extractor's does): DIR.next
+#     starts as a copy of DIR and continues from its last iteration;
+#   * otherwise, or with --force true: DIR.next starts empty, em_restart
+#     fills in the step's own files, and the training starts from em_init.
+#     DIR keeps the finished model until the new one replaces it.
 # Each iteration runs em_acc's command as $nj jobs (DIR/log/acc.X.JOB.log),
 # then em_est's (DIR/log/EST_LOG.X.log), deletes the accumulators and logs
 # the objective and job 1's throughput.
@@ -127,28 +132,34 @@ _em_acc_name() {
 
 # em_begin DIR EXT ACC NUM_ITERS WHAT CHANGED CONFIG INPUT...: see the top.
 em_begin() {
-  em_dir=$1 em_ext=$2 em_acc_fmt=$3 em_num_iters=$4 em_what=$5
-  local changed=$6 config=$7 accs
+  em_final=$1 em_ext=$2 em_acc_fmt=$3 em_num_iters=$4 em_what=$5
+  local changed=$6 config=$7 accs work
   shift 7
-  if [ "$force" = false ] && done_marker_ok "$em_dir" train && [ -f "$em_dir/final.$em_ext" ] &&
-     [ "$(readlink "$em_dir/final.$em_ext")" = "$em_num_iters.$em_ext" ] &&
-     config_fresh "$em_dir" "$config" "$@"; then
-    log "$em_dir: $em_what already trained; skipping (--force true to redo)"
+  em_record=$(step_record "$config num_iters=$em_num_iters" "$@")
+  if [ "$force" = false ] && [ -f "$em_final/final.$em_ext" ] && step_fresh "$em_final" train "$em_record"; then
+    log "$em_final: $em_what already trained from these inputs and options; skipping (--force true to redo)"
     exit 0
   fi
-  mkdir -p "$em_dir/log"
-  if [ "$force" = true ] || ! config_fresh "$em_dir" "$config" "$@"; then
-    [ "$force" = false ] && [ -f "$em_dir/config" ] && log "$em_dir: $changed changed since the last run; starting again"
-    accs=$(_em_acc_name '[0-9]*' '[0-9]*')
-    # shellcheck disable=SC2086  # $accs is a glob
-    rm -f "$em_dir"/[0-9]*."$em_ext" "$em_dir/final.$em_ext" "$em_dir"/$accs "$em_dir"/*.[0-9]*.npz \
-      "$em_dir/objf" "$em_dir/.train.done" "$em_dir/config"
-    if declare -F em_restart > /dev/null; then em_restart; fi
-    write_config "$em_dir" "$config"
+  # The training runs in DIR.next; the finished model replaces DIR at the end.
+  em_dir=$em_final.next dir=$em_final.next
+  work=$(step_record "$config" "$@")   # what the iterations depend on (not how many there are)
+  if [ "$force" = false ] && [ -d "$em_dir" ] && [ "$(cat "$em_dir/.work.record" 2> /dev/null)" = "$work" ]; then
+    log "$em_final: resuming in $em_dir"
+  elif [ "$force" = false ] && [ -d "$em_final" ] && [ "$(cat "$em_final/.work.record" 2> /dev/null)" = "$work" ]; then
+    log "$em_final: continuing the finished model in $em_dir ($em_num_iters iterations asked for)"
+    rm -rf "$em_dir"
+    cp -a "$em_final" "$em_dir"
+    rm -f "$em_dir/.train.record" "$em_dir/final.$em_ext"
   else
-    log "$em_dir: resuming"
+    [ "$force" = false ] && [ -d "$em_final" ] && log "$em_final: $changed changed since the last run; starting again in $em_dir"
+    rm -rf "$em_dir"
+    mkdir -p "$em_dir/log"
+    if declare -F em_restart > /dev/null; then em_restart; fi
+    printf '%s\n' "$work" > "$em_dir/.work.record"
   fi
-  rm -f "$em_dir/.train.done"
+  accs=$(_em_acc_name '[0-9]*' '[0-9]*')
+  # shellcheck disable=SC2086  # $accs is a glob
+  rm -f "$em_dir"/$accs "$em_dir/.train.done"   # a killed iteration's partial accumulators
   printf '%s\n' "$cmdline" > "$em_dir/log/cmdline"
   em_start=$(date +%s)
 }
@@ -191,6 +202,8 @@ em_train() {
   ln -sfn "$em_num_iters.$em_ext" "$em_dir/final.$em_ext"
   # Kaldi's text formats beside the .npz: <dir>/kaldi/final.{dubm,ubm,ie}
   em_run export_kaldi "writing the Kaldi copy of the model" python3 -m mtlasr.bin.export_kaldi "$em_dir"
-  mark_done "$em_dir" train
+  step_done "$em_dir" train "$em_record"
+  replace_dir "$em_dir" "$em_final"
+  em_dir=$em_final dir=$em_final
   log "$em_dir: $em_what trained in $(( $(date +%s) - em_start )) s (objective per iteration: $em_dir/objf)"
 }

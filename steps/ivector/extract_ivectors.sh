@@ -38,14 +38,16 @@ data=$1 srcdir=$2 dir=$3
 em_data "$data"
 require_files "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
   "$srcdir/delta_order" "$srcdir/posterior.conf"
-if [ "$force" = false ] && done_marker_ok "$dir" extract && [ "$dir/.extract.done" -nt "$srcdir/final.ie" ] &&
-   [ "$dir/.extract.done" -nt "$data/feats.scp" ] &&
-   { [ "$online" = false ] || { [ -f "$dir/ivector_period" ] && [ "$(cat "$dir/ivector_period")" = "$ivector_period" ]; }; }; then
-  log "$dir: i-vectors already extracted; skipping (--force true to redo)"
+record=$(step_record "nj=$nj online=$online ivector_period=$ivector_period" "$data/feats.scp" "$data/cmvn.scp" \
+  "$data/spk2utt" "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
+  "$srcdir/delta_order" "$srcdir/posterior.conf")
+if [ "$force" = false ] && [ -s "$dir/ivectors.scp" ] && step_fresh "$dir" extract "$record"; then
+  log "$dir: i-vectors are up to date; skipping (--force true to redo)"
   exit 0
 fi
-rm -f "$dir/.extract.done" "$dir"/ivectors.[0-9]*.* "$dir"/ivector_online.[0-9]*.* "$dir"/skipped.[0-9]* \
-  "$dir/ivector_online.scp" "$dir/ivector_period"
+# Extracted into $dir.next, which replaces $dir when complete.
+final=$dir dir=$dir.next
+rm -rf "$dir"
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"
 sdata=$data/split$nj
@@ -53,8 +55,7 @@ start=$(date +%s)
 $cmd --num-threads "$num_threads" JOB=1:"$nj" "$dir/log/extract.JOB.log" \
   python3 -m mtlasr.bin.extract_ivectors --online "$online" --ivector-period "$ivector_period" \
     "$srcdir" "$sdata/JOB" "$dir" JOB \
-  || die "i-vector extraction failed ($(grep -h ' ERROR ' "$dir"/log/extract.*.log | sed 's/.* ERROR //' | head -1));" \
-    "see $dir/log/extract.*.log"
+  || die_log "$dir/log/extract.*.log" "i-vector extraction failed"
 
 for n in $(seq "$nj"); do cat "$dir/skipped.$n"; done | sort > "$dir/skipped_utts.tmp"
 mv -f "$dir/skipped_utts.tmp" "$dir/skipped_utts"   # may be empty
@@ -75,6 +76,15 @@ $cmd "$dir/log/spk_mean.log" \
 
 nskip=$(wc -l < "$dir/skipped_utts")
 [ "$nskip" -gt 0 ] && log "WARNING: $nskip utterances of $data skipped (listed in $dir/skipped_utts)"
-mark_done "$dir" extract
+# The scps point into the arks by absolute path: make them point to where the arks will be.
+abs_next=$(cd "$dir" && pwd)
+abs_final=$(dirname "$abs_next")/$(basename "$final")
+for f in "$dir"/*.scp; do
+  sed "s|$abs_next/|$abs_final/|" "$f" > "$f.tmp"
+  atomic_mv "$f.tmp" "$f"
+done
+step_done "$dir" extract "$record"
+replace_dir "$dir" "$final"
+dir=$final
 log "$dir: $(wc -l < "$dir/ivectors.scp") utterance and $(wc -l < "$dir/spk_ivectors.scp") speaker i-vectors" \
   "in $(( $(date +%s) - start )) s; job 1: $(grep -h 'frames/s' "$dir/log/extract.1.log" | sed 's/.*INFO //')"

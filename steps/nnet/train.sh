@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Train a neural acoustic model (LSTM-HMM) on GMM alignments; see
 # python3 -m mtlasr.bin.train_nnet --help for what is written.
-# A rerun resumes after the last finished epoch; --force true starts over.
+# The configs are checked before anything else. <exp-dir>/.train.record says
+# what the model was made from (data, alignments, configs, overrides, the
+# task target files, the code); a rerun skips while it matches. A (re)training
+# runs in <exp-dir>/.next and replaces the old model only when finished; an
+# interrupted one resumes there after its last finished epoch; --force true
+# starts it over.
 set -euo pipefail
 
 cmd=utils/run_local.sh
@@ -36,19 +41,39 @@ train=$1 ali=$2 valid=$3 valid_ali=$4 dir=$5
 require_files "$train/feats.scp" "$ali/final.mdl" "$ali/ali.1.gz" "$valid/feats.scp" "$valid_ali/ali.1.gz"
 [ -z "$nnet_config" ] || require_files "$nnet_config"
 configs=(${nnet_config:+--config "$nnet_config"})
-for f in $task_config; do require_files "$f"; configs+=(--config "$f"); done
-if [ "$force" = false ] && done_marker_ok "$dir" train && [ -f "$dir/final.pt" ]; then
-  log "$dir: already trained; skipping (--force true to retrain)"
+config_files=(${nnet_config:+"$nnet_config"})
+for f in $task_config; do require_files "$f"; configs+=(--config "$f"); config_files+=("$f"); done
+opts=("${configs[@]}" --valid-data "$valid" --valid-ali "$valid_ali" "${sets[@]}")
+# The trainer checks the configs and lists the task target files now, before anything is touched.
+check=$(mktemp)
+if ! task_inputs=$(python3 -m mtlasr.bin.train_nnet --list-inputs "${opts[@]}" "$train" "$ali" "$dir" 2> "$check"); then
+  mkdir -p "$dir/log"
+  mv "$check" "$dir/log/check.log"
+  die_log "$dir/log/check.log" "the configuration of $dir is not usable"
+fi
+rm -f "$check"
+mapfile -t task_inputs <<< "$task_inputs"
+[ -n "${task_inputs[0]}" ] || task_inputs=()
+record=$(step_record "sets=${sets[*]}" "${config_files[@]}" "$train/feats.scp" "$train/cmvn.scp" "$ali" \
+  "$valid/feats.scp" "$valid/cmvn.scp" "$valid_ali" "${task_inputs[@]}")
+if [ "$force" = false ] && [ -f "$dir/final.pt" ] && step_fresh "$dir" train "$record"; then
+  log "$dir: already trained from these inputs and options; skipping (--force true to retrain)"
   exit 0
 fi
-mkdir -p "$dir/log"
-rm -f "$dir/.train.done"
-opts=("${configs[@]}" --device "$device" --valid-data "$valid" --valid-ali "$valid_ali" "${sets[@]}")
-[ "$force" = true ] && opts+=(--force)
+# Trained in $dir/.next (resumed there if a run with the same record was
+# interrupted); the finished model replaces the old one only at the end.
+next=$dir/.next
+if [ "$force" = true ] || ! { [ -f "$next/.started.record" ] && [ "$(cat "$next/.started.record")" = "$record" ]; }; then
+  rm -rf "$next"
+  mkdir -p "$next/log"
+  printf '%s\n' "$record" > "$next/.started.record"
+fi
 launcher=(python3 -m mtlasr.bin.train_nnet)
 [ "$num_gpus" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$num_gpus" -m mtlasr.bin.train_nnet)
 log "training $dir (log: $dir/log/train.log)"
-$cmd --gpu "$num_gpus" "$dir/log/train.log" "${launcher[@]}" "${opts[@]}" "$train" "$ali" "$dir" \
-  || die_log "$dir/log/train.log" "training failed"
-mark_done "$dir" train
+$cmd --gpu "$num_gpus" "$next/log/train.log" "${launcher[@]}" --device "$device" "${opts[@]}" "$train" "$ali" "$next" \
+  || die_log "$next/log/train.log" "training failed (a rerun resumes from $next)"
+rm -f "$next/.started.record" "$dir"/epoch-*.pt "$dir/.train.done"
+publish "$next" "$dir"
+step_done "$dir" train "$record"
 log "$(grep 'training done' "$dir/log/train.log" | sed 's/.*INFO //')"

@@ -79,6 +79,9 @@ if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
 force=false
 if [ -n "$stage" ]; then force=true; else stage=0; fi
+[[ $stage =~ ^[0-7]$ ]] || die "--stage must be a stage number, 0 to 7 (see --help), got '$stage'"
+[[ $stop_stage =~ ^[0-7]$ ]] || die "--stop-stage must be a stage number, 0 to 7 (see --help), got '$stop_stage'"
+[ "$stop_stage" -ge "$stage" ] || die "--stop-stage $stop_stage is before --stage $stage: nothing to do"
 task_yaml=
 if [ -n "$aux_task" ]; then
   task_yaml=$aux_task
@@ -95,27 +98,60 @@ if [ -z "$nnet_tag" ]; then
 fi
 decode_opts=(--nj "$nj" --cmd "$decode_cmd" --force "$force")
 [ -z "$lmwts" ] || decode_opts+=(--lmwts "$lmwts")
+nnet_sets=()
+for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
+
+# One run at a time in this recipe's exp/ and data/ (utils/lib.sh lock_dir);
+# stopping run.sh (Ctrl-C, kill) stops every job it started.
+lock_dir exp
+lock_dir data
+on_stop() {
+  local c
+  log "stopped: ending the jobs of this run"
+  for c in $(pgrep -P $$ || true); do kill_tree "$c" TERM; done
+  exit 130
+}
+trap on_stop INT TERM
 mkdir -p exp/log
 start_all=$(date +%s)
 
-# run_stage N "description" command...: run one stage if selected, timing it.
+# Every config file is checked before any stage runs, so that a typo stops
+# the run before it has touched anything.
+[ -f "$nnet_config" ] || die "--nnet-config $nnet_config: no such file"
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  check=$(mktemp)
+  if ! python3 -m mtlasr.bin.train_nnet --check-config --config "$nnet_config" ${task_yaml:+--config "$task_yaml"} \
+       "${nnet_sets[@]}" data/train exp/mono_ali "exp/$nnet_tag" 2> "$check"; then
+    mv "$check" exp/log/check_config.log
+    die_log exp/log/check_config.log "the network configuration is not usable"
+  fi
+  rm -f "$check"
+fi
+
+# run_stage N "description" command...: run one stage if selected, timing
+# it; a stage that found everything up to date (no file under data/, exp/
+# or mfcc/ changed) leaves no line in exp/log/stage_times.log.
 run_stage() {
-  local n=$1 desc=$2 t0
+  local n=$1 desc=$2 t0 stamp
   shift 2
   if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
     log "Stage $n: $desc"
     t0=$(date +%s)
-    "$@"
-    echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
+    stamp=$(mktemp)
+    "$@" &        # in the background, so that a signal reaches on_stop at once
+    wait $!
+    if [ -n "$(find data exp mfcc -type f -newer "$stamp" ! -name '.lock*' -print -quit 2> /dev/null)" ]; then
+      echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
+    fi
+    rm -f "$stamp"
   fi
 }
 
 stage0() {
   if [ "$timit" = db/timit ]; then local/download_timit_sample.sh db; fi
   log "corpus: $timit ($layout layout; settings conf/$layout.conf)"
-  python3 local/timit_data_prep.py --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" \
+  local/prepare_data.sh --force "$force" --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" \
     "$timit" data
-  for s in train dev test; do utils/validate_data_dir.sh --no-feats data/$s; done
   mkdir -p data/local
   cp "conf/$layout.conf" data/local/recipe.conf.tmp
   replace_file data/local/recipe.conf.tmp data/local/recipe.conf
@@ -165,18 +201,13 @@ stage4() {
   done
   # Speaker identity in the i-vectors: verification between utterances of
   # the held-out (dev + test) speakers, cosine scoring.
-  mkdir -p exp/ivectors_eer/log
-  python3 -m mtlasr.bin.ivector_eer --center exp/ivectors_train exp/ivectors_eer \
-    data/dev exp/ivectors_dev data/test exp/ivectors_test > exp/ivectors_eer/log/eer.log 2>&1 \
-    || die_log exp/ivectors_eer/log/eer.log "EER check failed"
-  log "i-vectors of held-out speakers: $(cat exp/ivectors_eer/eer)"
+  steps/ivector/compute_eer.sh --center exp/ivectors_train exp/ivectors_eer \
+    data/dev exp/ivectors_dev data/test exp/ivectors_test
 }
 
 stage5() {
-  local opts=() o
-  for o in $nnet_opts; do opts+=(--set "$o"); done
   steps/nnet/train.sh --cmd "$cuda_cmd" --nnet-config "$nnet_config" --task-config "$task_yaml" \
-    --device "$device" --force "$force" "${opts[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"
+    --device "$device" --force "$force" "${nnet_sets[@]}" data/train exp/mono_ali data/dev exp/mono_ali_dev "exp/$nnet_tag"
 }
 
 stage6() {
@@ -188,7 +219,7 @@ stage6() {
 stage7() {
   local sys
   for sys in mono "$nnet_tag"; do
-    [ -f "exp/$sys/decode_dev/.decode.done" ] || continue
+    [ -f "exp/$sys/decode_dev/.decode.record" ] || continue
     local/score.sh data/dev "exp/$sys/decode_dev"
     local/score.sh --lmwt-from "exp/$sys/decode_dev" data/test "exp/$sys/decode_test"
   done

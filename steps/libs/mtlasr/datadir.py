@@ -97,16 +97,28 @@ def write_table(path: PathLike, table: Mapping[str, object]) -> bool:
     return True
 
 
-def same_tree(a: PathLike, b: PathLike, ignore: Sequence[str] = ("*.log",)) -> bool:
+def same_tree(a: PathLike, b: PathLike, ignore: Sequence[str] = ("*.log", ".*.record")) -> bool:
     """Whether directories ``a`` and ``b`` hold the same files (names, and
     contents byte for byte), recursively; files matching a pattern of
-    ``ignore`` (e.g. logs with time stamps) are not compared."""
+    ``ignore`` (logs with time stamps, step records) are not compared."""
     def files(root: Path) -> Dict[str, Path]:
         return {str(p.relative_to(root)): p for p in sorted(root.rglob("*"))
                 if p.is_file() and not any(fnmatch.fnmatch(p.name, g) for g in ignore)}
 
     fa, fb = files(Path(a)), files(Path(b))
     return fa.keys() == fb.keys() and all(filecmp.cmp(fa[k], fb[k], shallow=False) for k in fa)
+
+
+def _swap_dir(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` into the place of ``final``; an old ``final`` is moved
+    aside first and removed only after ``tmp`` is in place."""
+    old = None
+    if final.exists():
+        old = final.with_name(f"{final.name}.old.{os.getpid()}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def replace_dir(tmp: PathLike, final: PathLike) -> bool:
@@ -124,13 +136,7 @@ def replace_dir(tmp: PathLike, final: PathLike) -> bool:
     if final.is_dir() and same_tree(tmp, final):
         shutil.rmtree(tmp)
         return False
-    old = None
-    if final.exists():
-        old = final.with_name(f"{final.name}.old.{os.getpid()}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old)
+    _swap_dir(tmp, final)
     return True
 
 
@@ -176,11 +182,25 @@ class DataDir:
         return {u: v.split() for u, v in self.table("text", allow_empty_value=True).items()}
 
 
-def write_data_dir(path: PathLike, tables: Mapping[str, Mapping[str, object]]) -> None:
+def write_data_dir(path: PathLike, tables: Mapping[str, Mapping[str, object]]) -> bool:
     """Write a data dir from ``{"wav.scp": {...}, "text": {...}, "utt2spk": {...}, ...}``.
 
     spk2utt is derived from utt2spk. Every speaker id must prefix its
-    utterance ids.
+    utterance ids. What happens to an existing dir depends on what the files
+    derived from it (feats.scp, utt2num_frames, cmvn.scp, splits, written
+    by later steps) were made from, the audio and the speakers:
+
+    * its ``wav.scp``, ``segments`` and ``utt2spk`` come out the same: the
+      other tables are rewritten where they changed (a corrected
+      transcript) and the derived files stay;
+    * otherwise a fresh dir holding only these tables is built beside it
+      and replaces it, so derived files that no longer belong (features of
+      utterances that are gone) go with the old dir, which is removed only
+      after the new one is complete.
+
+    A table that comes out the same keeps its file and time stamp.
+
+    Returns: whether any file was (re)written.
 
     Raises:
       ValueError: utt2spk missing, or a speaker id that is not a prefix of an
@@ -193,10 +213,23 @@ def write_data_dir(path: PathLike, tables: Mapping[str, Mapping[str, object]]) -
         if not str(utt).startswith(str(spk)):
             raise ValueError(f"{path}: speaker '{spk}' is not a prefix of utterance '{utt}'")
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        write_table(path / name, table)
-    write_table(path / "spk2utt", utt2spk_to_spk2utt(utt2spk))
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    all_tables = dict(tables)
+    all_tables["spk2utt"] = utt2spk_to_spk2utt(utt2spk)
+    for name, table in all_tables.items():
+        write_table(tmp / name, table)
+    base = [n for n in ("wav.scp", "segments", "utt2spk", "spk2utt") if (tmp / n).is_file() or (path / n).is_file()]
+    if path.is_dir() and all((tmp / n).is_file() and (path / n).is_file()
+                             and filecmp.cmp(tmp / n, path / n, shallow=False) for n in base):
+        changed = [n for n in all_tables if not ((path / n).is_file() and filecmp.cmp(tmp / n, path / n, shallow=False))]
+        for n in changed:
+            os.replace(tmp / n, path / n)
+        shutil.rmtree(tmp)
+        return bool(changed)
+    _swap_dir(tmp, path)
+    return True
 
 
 def read_int_list(path: PathLike) -> List[int]:

@@ -1,10 +1,8 @@
 """Acoustic features: audio input, Kaldi MFCC, CMVN statistics and deltas,
 and the one reader of a data dir's features for every model.
 
-MFCCs come from kaldi-native-fbank (Kaldi-exact). Audio is read with
-soundfile (RIFF WAV, NIST SPHERE as in the LDC TIMIT tree, FLAC, ...); a
-``wav.scp`` entry may also be a Kaldi-style command ending in ``|`` whose
-standard output is a WAV file.
+MFCCs come from kaldi-native-fbank (Kaldi-exact), from audio read and
+checked by :mod:`mtlasr.audio`.
 
 Reading features: :func:`iter_features` yields one utterance at a time
 (CMVN per speaker, per utterance or none; deltas; checks), and
@@ -18,10 +16,8 @@ reads them back. Frames are 10 ms apart (the MFCC frame shift).
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,46 +28,6 @@ import numpy as np
 from .datadir import PathLike, atomic_open
 
 logger = logging.getLogger(__name__)
-
-
-class AudioError(RuntimeError):
-    """An utterance's audio is missing or unreadable (the message names both)."""
-
-
-def read_audio(spec: str, utt: str = "?") -> Tuple[np.ndarray, int]:
-    """Read one ``wav.scp`` entry.
-
-    Args:
-      spec: a file path, or a shell command ending in ``|`` that writes a WAV
-        file to stdout (e.g. ``sph2pipe -f wav X.WAV |``).
-      utt: the utterance id, for error messages.
-
-    Returns:
-      ``(samples, sample_rate)``: samples ``(N,) float32`` on the int16 scale
-      (what Kaldi and kaldi-native-fbank expect), first channel only;
-      sample_rate in Hz.
-
-    Raises:
-      AudioError: the file is missing, unreadable, or empty.
-    """
-    import soundfile as sf
-
-    spec = spec.strip()
-    try:
-        if spec.endswith("|"):
-            proc = subprocess.run(spec[:-1], shell=True, capture_output=True, check=True)
-            data, sr = sf.read(io.BytesIO(proc.stdout), dtype="int16", always_2d=True)
-        else:
-            if not Path(spec).is_file():
-                raise AudioError(f"utterance {utt}: audio file {spec} does not exist")
-            data, sr = sf.read(spec, dtype="int16", always_2d=True)
-    except AudioError:
-        raise
-    except Exception as e:  # soundfile/libsndfile or the pipe failed
-        raise AudioError(f"utterance {utt}: cannot read audio {spec}: {e}") from e
-    if data.shape[0] == 0:
-        raise AudioError(f"utterance {utt}: audio {spec} has no samples")
-    return data[:, 0].astype(np.float32), int(sr)
 
 
 _MFCC_KEYS = {
@@ -314,7 +270,8 @@ def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, *, cmvn
         so that a bad utterance is not blamed on its speaker's other
         utterances; non-finite CMVN stats name the utterance that caused
         them, or else the speaker); a feature dimension other than ``dim``,
-        naming the utterance and its feats.scp entry.
+        or features or stats that cannot be read (a truncated ark), naming
+        the utterance or speaker and its scp entry.
     """
     import kaldiio
 
@@ -331,7 +288,11 @@ def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, *, cmvn
         if utt not in feats_scp:
             raise KeyError(f"{data_dir}/feats.scp: no features for utterance {utt}")
         spec = feats_scp[utt]
-        raw = np.asarray(kaldiio.load_mat(spec), dtype=np.float32)
+        try:
+            raw = np.asarray(kaldiio.load_mat(spec), dtype=np.float32)
+        except Exception as e:  # kaldiio on a truncated, missing or foreign ark
+            raise ValueError(f"utterance {utt}: cannot read its features ({data_dir}/feats.scp: {spec}): {e}; "
+                             f"recompute them (steps/make_mfcc.sh --force true)") from None
         if (raw.ndim != 2 or raw.shape[0] == 0) and not keep_empty:
             reason = "no frames"
             logger.warning("utterance %s (%s/feats.scp): %s; skipped", utt, data_dir, reason)
@@ -376,7 +337,10 @@ def _speaker_cmvn(data_dir: Path, spk: str, cmvn_scp: Mapping[str, str], feats_s
 
     if spk not in cmvn_scp:
         raise KeyError(f"{data_dir}/cmvn.scp: no CMVN stats for speaker {spk}")
-    stats = np.asarray(kaldiio.load_mat(cmvn_scp[spk]), dtype=np.float64)
+    try:
+        stats = np.asarray(kaldiio.load_mat(cmvn_scp[spk]), dtype=np.float64)
+    except Exception as e:  # kaldiio on a truncated or missing ark
+        raise ValueError(f"speaker {spk}: cannot read its CMVN stats ({data_dir}/cmvn.scp: {cmvn_scp[spk]}): {e}") from None
     if not np.isfinite(stats).all():
         for other in (u for u, s in utt2spk.items() if s == spk and u in feats_scp):
             if not np.isfinite(kaldiio.load_mat(feats_scp[other])).all():

@@ -62,12 +62,23 @@ def write_ali(path: PathLike, ali: Mapping[str, Sequence[int]]) -> None:
 
 
 def read_ali(path: PathLike) -> Dict[str, np.ndarray]:
-    """Read one ``ali.N.gz`` (or an uncompressed ark): utterance -> ``(T,) int32``."""
+    """Read one ``ali.N.gz`` (or an uncompressed ark): utterance -> ``(T,) int32``.
+
+    Raises:
+      ValueError: a file that is not a complete ark of int vectors (e.g.
+        truncated), naming it.
+    """
     import kaldiio
 
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return {k: np.asarray(v, dtype=np.int32) for k, v in kaldiio.load_ark(f)}
+    try:
+        with opener(path, "rb") as f:
+            return {k: np.asarray(v, dtype=np.int32) for k, v in kaldiio.load_ark(f)}
+    except FileNotFoundError:
+        raise
+    except (EOFError, OSError, ValueError, AssertionError) as e:  # gzip / kaldiio on a damaged file
+        raise ValueError(f"{path}: not a complete alignment archive ({type(e).__name__}: {e}); "
+                         f"realign (steps/align_si.sh --force true)") from None
 
 
 def read_ali_dir(ali_dir: PathLike) -> Dict[str, np.ndarray]:

@@ -65,6 +65,12 @@ def main(argv=None):
     if stage_times.is_file():
         text += "\nStage times (exp/log/stage_times.log):\n\n" + "".join(
             f"    {l}\n" for l in stage_times.read_text().splitlines()[-8:])
+    # unchanged but for the date line: left as it is (a rerun that redid nothing changes no file)
+    def undated(t):
+        return [line for line in t.splitlines() if not re.match(r"\d{4}-\d\d-\d\d on ", line)]
+
+    if out.is_file() and undated(out.read_text()) == undated(text):
+        return 0
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(out)

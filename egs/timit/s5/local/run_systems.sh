@@ -2,7 +2,7 @@
 # Train, decode and score a list of LSTM-HMM systems that differ in their
 # auxiliary tasks and settings; the table scripts (local/run_table*.sh) are
 # lists for this one. Needs stages 0-4 of run.sh (alignments, graph,
-# i-vectors). A system whose test PER is newer than its model is skipped,
+# i-vectors). Every step of a system skips what is up to date (its record),
 # so a rerun resumes; --jobs systems run at the same time.
 #
 # Systems file, one per line (# comments allowed):
@@ -66,10 +66,6 @@ pids=()
 names=()
 while read -r name tasks rest; do
   [ -z "$name" ] || [[ "$name" == \#* ]] && continue
-  if [ -f "exp/$name/decode_test/per" ] && [ "exp/$name/decode_test/per" -nt "exp/$name/final.pt" ]; then
-    log "$name: done ($(cut -d' ' -f1-2 "exp/$name/decode_test/per"))"
-    continue
-  fi
   # a failure is counted below, where every system's status is collected
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || log "a system failed; going on with the others"; done
   log "$name: starting (log: $logdir/$name.log)"

@@ -1,9 +1,10 @@
 """Build the decoding graph HCLG.fst for a model and a lang dir with G.fst.
 
 Usage:
-  python3 -m mtlasr.bin.mkgraph [--self-loop-scale 0.1] <lang-dir> <model> <graph-dir>
+  python3 -m mtlasr.bin.mkgraph --self-loop-scale 0.1 --transition-scale 1.0 <lang-dir> <model> <graph-dir>
 
-  e.g.: python3 -m mtlasr.bin.mkgraph data/lang_test_bg exp/mono/final.mdl exp/mono/graph
+  e.g.: python3 -m mtlasr.bin.mkgraph --self-loop-scale 0.1 --transition-scale 1.0 \\
+          data/lang_test_bg exp/mono/final.mdl exp/mono/graph
 
 Writes <graph-dir>/HCLG.fst (OpenFst binary), words.txt and phones.txt.
 """
@@ -23,8 +24,9 @@ logger = logging.getLogger("mkgraph")
 
 def get_parser():
     p = make_parser(__doc__, "lang_dir", "model", "graph_dir")
-    p.add_argument("--self-loop-scale", type=float, default=0.1, help="(default %(default)s)")
-    p.add_argument("--transition-scale", type=float, default=1.0, help="(default %(default)s)")
+    # steps/mkgraph.sh passes both: their defaults live there.
+    p.add_argument("--self-loop-scale", type=float, required=True, help="scale of the HMM self-loop log-probabilities")
+    p.add_argument("--transition-scale", type=float, required=True, help="scale of the other transition log-probabilities")
     return p
 
 

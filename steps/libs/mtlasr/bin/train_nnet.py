@@ -46,6 +46,11 @@ def get_parser():
     p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
+    p.add_argument("--check-config", action="store_true",
+                   help="only check the configs and overrides (no data is read), then exit")
+    p.add_argument("--list-inputs", action="store_true",
+                   help="check the config and print the files the tasks' targets are read from "
+                        "(for the step's record), then exit; nothing is trained or written")
     return p
 
 
@@ -71,6 +76,9 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
            for name, tspec in cfg["tasks"].items()}
     for name, t in aux.items():
         logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)
+        if train_aux and t.dim != train_aux[name].dim:
+            raise ValueError(f"task {name}: the {what} targets ({t.source}) are {t.dim}-dim, the training "
+                             f"targets ({train_aux[name].source}) {train_aux[name].dim}-dim")
         if t.kind == "utt_label":
             unknown = sum(int(v) < 0 for v in t.values.values())
             if unknown:
@@ -87,13 +95,32 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
     return ds, labels
 
 
+def check_config(args) -> int:
+    """--check-config: 0 if the configs and overrides load, else 1 after
+    logging what is wrong (naming the file or override)."""
+    from mtlasr.cli import LOG_FORMAT, error_text
+    from mtlasr.nnet.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    try:
+        cfg = load_config(args.config or None, args.set)
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        logger.error("bad config: %s", error_text(e))
+        return 1
+    logger.info("config OK: %d shared layers, tasks: %s", cfg["model"]["num_layers"], ", ".join(cfg["tasks"]) or "none")
+    return 0
+
+
 def main(argv=None):
     args = get_parser().parse_args(argv)
+    if args.check_config:
+        return check_config(args)
     import numpy as np
     import torch
     import torch.distributed as dist
 
     from mtlasr import gmm
+    from mtlasr.cli import error_text
     from mtlasr.nnet.config import load_config, save_config
     from mtlasr.nnet.data import ChunkSpec, pdf_counts
     from mtlasr.nnet.train import Trainer
@@ -109,12 +136,22 @@ def main(argv=None):
     if world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     exp = Path(args.exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
     try:
         cfg = load_config(args.config or None, args.set)
     except (KeyError, ValueError, TypeError, OSError) as e:
-        logger.error("bad config: %s", e.args[0] if isinstance(e, KeyError) and e.args else e)
+        logger.error("bad config: %s", error_text(e))
         return 1
+    if args.list_inputs:
+        from mtlasr.nnet.tasks import task_input_files
+
+        files = task_input_files(cfg["tasks"], [d for d in (args.train_data, args.valid_data) if d])
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            logger.error("bad config: the task target file %s does not exist", missing[0])
+            return 1
+        print("\n".join(str(f) for f in files))
+        return 0
+    exp.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg["train"]["num_threads"])
     spec = ChunkSpec(**cfg["chunk"])
     if args.force and rank == 0:

@@ -168,6 +168,23 @@ def source_path(template: str, data_dir: str) -> Path:
     return Path(template.replace("{data}", d).replace("{set}", Path(d).name))
 
 
+def task_input_files(cfg_tasks: Mapping[str, Any], data_dirs: Iterable[str]) -> List[Path]:
+    """The files the tasks read their targets from for these data dirs
+    (target tables and scps, a speaker vector's utt2spk, class maps), in
+    declaration order, for a step's provenance record. Frame labels come
+    from the alignment, which the step lists itself."""
+    out: List[Path] = []
+    for spec in cfg_tasks.values():
+        for d in data_dirs:
+            if spec["targets"] != "frame_label":
+                out.append(source_path(spec["source"], d))
+            if spec["targets"] == "spk_vector":
+                out.append(Path(str(d).rstrip("/")) / "utt2spk")
+        if spec.get("map"):
+            out.append(Path(spec["map"]))
+    return list(dict.fromkeys(out))
+
+
 @dataclass
 class TaskTargets:
     """Targets of one auxiliary task for the utterances of one data set.
@@ -353,7 +370,10 @@ def load_targets(name: str, spec: Mapping[str, Any], data_dir: str, utts: Iterab
         if key[u] in cache:
             out.values[u] = cache[key[u]]
             continue
-        v = np.asarray(kaldiio.load_mat(table[key[u]]), dtype=np.float32)
+        try:
+            v = np.asarray(kaldiio.load_mat(table[key[u]]), dtype=np.float32)
+        except Exception as e:  # kaldiio: a truncated or missing ark
+            raise ValueError(f"task {name}: {path}: utterance {u}: cannot read {table[key[u]]}: {e}") from None
         want_ndim = 2 if kind == "frame_vector" else 1
         if v.ndim != want_ndim:
             raise ValueError(f"task {name}: {path}: utterance {u}: expected a "
