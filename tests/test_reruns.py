@@ -313,6 +313,19 @@ def killed_and_rerun(tmp_path_factory):
     return whole, killed, rerun
 
 
+def test_plain_rerun_of_the_whole_recipe_changes_no_file(killed_and_rerun):
+    """All stages, scoring and the results table included."""
+    whole = killed_and_rerun[0]
+    opts = f"--timit {SAMPLE} {FAST} --nnet-tag lstm_tiny --aux-task ivector --aux-lambda 0.01 " \
+           "--nnet-opts train.max_epochs=4"
+    before = snapshot(whole)
+    t0 = time.time()
+    p = sh(f"./run.sh {opts}", whole)
+    print(f"plain rerun of the whole recipe: {time.time() - t0:.1f} s")
+    assert snapshot(whole) == before
+    assert "up to date" in p.stderr and "| lstm_tiny |" in p.stdout
+
+
 def test_kill9_then_rerun_gives_the_uninterrupted_results(killed_and_rerun):
     import torch
 
