@@ -275,3 +275,33 @@ def test_every_shipped_config_loads():
                 resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
     timit = recipes[[r.parent.parent.name for r in recipes].index("timit")]
     assert len(list(timit.glob("lstm*.yaml"))) == 3 and len(list((timit / "tasks").glob("*.yaml"))) >= 7
+
+
+def test_step_flops_counts_the_heads_and_touches_nothing(tmp_path):
+    """One training step's FLOPs (train_nnet --count-flops): a head adds its
+    matrix products, the count matches the LSTM's gate and projection
+    products, and the model's gradients and the torch RNG are as before."""
+    from mtlasr.nnet.train import build_model, step_flops
+
+    feats, labels, vecs = toy_data()
+    plain = toy_cfg(tmp_path)
+    with_iv = toy_cfg(tmp_path, ["tasks.iv.targets=utt_vector", "tasks.iv.source=x", "tasks.iv.weight=1.0",
+                                 "tasks.iv.hidden=[16]"])
+    spec = ChunkSpec(**plain["chunk"])
+    counts = {}
+    for name, cfg, aux in (("plain", plain, {}),
+                           ("iv", with_iv, {"iv": TaskTargets("iv", "utt_vector", 3, 1, "toy", vecs)})):
+        data = ChunkDataset(feats, labels, spec, aux)
+        torch.manual_seed(0)
+        model = build_model(cfg, 4, 5, {n: 3 for n in aux})
+        rng = torch.get_rng_state()
+        counts[name] = step_flops(model, data, cfg["train"]["minibatch"], torch.device("cpu"), cfg["tasks"])
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert all(p.grad is None for p in model.parameters())
+    (f0, n0), (f1, n1) = counts["plain"], counts["iv"]
+    assert n0 == n1 > 0 and f1 > f0
+    # forward products of 2 LSTMP layers (cells 8, projection 4, input 4) over 4 chunks x 17 frames,
+    # 2 FLOPs per multiply-add; a step (forward and backward) is about 3 times that
+    frames = 4 * spec.width
+    lstm = 2 * frames * (4 * 8 * (4 + 4) + 8 * 4) + 2 * frames * (4 * 8 * (4 + 4) + 8 * 4)
+    assert 2.5 * lstm < f0 < 4 * lstm

@@ -46,6 +46,9 @@ def get_parser():
     p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
+    p.add_argument("--count-flops", action="store_true",
+                   help="load the data, build the model, print the FLOPs of one training step per "
+                        "labelled frame (mtlasr.nnet.train.step_flops), then exit without training")
     p.add_argument("--check-config", action="store_true",
                    help="only check the configs and overrides (no data is read), then exit")
     p.add_argument("--list-inputs", action="store_true",
@@ -189,6 +192,13 @@ def main(argv=None):
         return 1
     nparams = sum(p.numel() for p in trainer.model.parameters())
     logger.info("model: %d parameters on %s", nparams, device)
+    if args.count_flops:
+        from mtlasr.nnet.train import step_flops
+
+        flops, frames = step_flops(trainer.model, train, cfg["train"]["minibatch"], device, cfg["tasks"])
+        logger.info("one training step: %.0f FLOPs for %d labelled frames", flops, frames)
+        print(f"{flops / frames / 1e6:.4f} MFLOP per training frame")
+        return 0
     if not args.force:
         trainer.try_resume()
     best = trainer.run()

@@ -106,6 +106,31 @@ def task_losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, aux: D
     return logits, losses, mask
 
 
+def step_flops(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
+               cfg_tasks: Dict[str, Any]) -> Tuple[float, int]:
+    """The floating-point operations of one training step: forward and
+    backward of the main and every auxiliary loss on the first minibatch of
+    ``data``, counted by ``torch.utils.flop_counter`` (the matrix products:
+    LSTM gates and projections, heads; elementwise work is not counted).
+    The model's gradients and the torch RNG are left as they were.
+
+    Returns: (FLOPs, frames with labels in the minibatch); their ratio is the
+    cost per training frame, which does not depend on the machine.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y, aux = next(data.minibatches(batch_size))
+    x, y = x.to(device), y.to(device)
+    aux = {n: t.to(device) for n, t in aux.items()}
+    rng = torch.get_rng_state()
+    with FlopCounterMode(display=False) as fc:
+        _, losses, mask = task_losses(model, x, y, aux, cfg_tasks, data.spec.out_slice)
+        sum(losses.values()).backward()
+    model.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng)
+    return float(fc.get_total_flops()), int(mask.sum())
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
              cfg_tasks: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
