@@ -56,22 +56,26 @@ default_timit() {
     echo db/timit            # stage 0 downloads the sample there
   fi
 }
-corpus=
-for ((i = 1; i <= $#; i++)); do
-  case "${!i}" in
-    --timit=*) a=${!i}; corpus=${a#--timit=} ;;
-    --timit) j=$((i + 1)); corpus=${!j:-} ;;
-    --help|-h) corpus=-; break ;;
-  esac
-done
-if [ "$corpus" = - ]; then
-  layout=sample
-elif [ -z "$corpus" ] && [ "$(default_timit)" = db/timit ] && [ ! -d db/timit ]; then
-  layout=sample
-else
-  layout=$(python3 local/timit_data_prep.py --print-layout "${corpus:-$(default_timit)}") ||
-    die "--timit ${corpus:-$(default_timit)}: not a TIMIT corpus (see the error above)"
-fi
+# pick_layout OPTION...: set $layout (ldc or sample) from the --timit among
+# the options (the default corpus without one; the sample for --help).
+pick_layout() {
+  local corpus='' i a j
+  for ((i = 1; i <= $#; i++)); do
+    case "${!i}" in
+      --timit=*) a=${!i}; corpus=${a#--timit=} ;;
+      --timit) j=$((i + 1)); corpus=${!j:-} ;;
+      --help|-h) layout=sample; return 0 ;;
+    esac
+  done
+  [ -n "$corpus" ] || corpus=$(default_timit)
+  if [ "$corpus" = db/timit ] && [ ! -d db/timit ]; then
+    layout=sample  # not downloaded yet
+  else
+    layout=$(python3 local/timit_data_prep.py --print-layout "$corpus") ||
+      die "--timit $corpus: not a TIMIT corpus (see the error above)"
+  fi
+}
+pick_layout "$@"
 set -- --config "conf/$layout.conf" "$@"
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
