@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Dict, Iterable, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import yaml
 
@@ -22,8 +22,25 @@ from ..datadir import PathLike, atomic_open
 from .tasks import TASK_DEFAULTS, task_spec
 
 DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "model": {"num_layers": 3, "cell_dim": 1024, "proj_dim": 256, "dropout": 0.0},
-    "chunk": {"chunk": 20, "left": 40, "delay": 5},
+    "model": {
+        "encoder": "lstmp",        # lstmp | conv_blstm | glu_conv (mtlasr.nnet.encoders)
+        "criterion": "ce",         # ce: frame cross-entropy on alignments (chunks) | ctc: CTC on unit sequences
+        "num_layers": 3,           # recurrent or gated-conv layers (conv_blstm: BiLSTMs after the conv front end)
+        "cell_dim": 1024,          # LSTM cells (per direction for conv_blstm); glu_conv: channels
+        "proj_dim": 256,           # lstmp: recurrent projection (0 = none)
+        "dropout": 0.0,
+        "conv_channels": [32, 32],  # conv_blstm: 3x3 conv layers of the front end
+        "conv_dim": 256,           # conv_blstm: front-end output size
+        "kernel": 5,               # glu_conv: kernel width (odd)
+        "subsampling": 1,          # conv_blstm, glu_conv: input frames per output frame (power of 2)
+    },
+    "chunk": {"chunk": 20, "left": 40, "delay": 5},   # criterion ce only
+    # criterion ctc: whole utterances, batched by length
+    "sequence": {
+        "max_frames": 0,           # also cap a minibatch's padded frames (0 = no cap)
+        "max_utt_frames": 3000,    # longer training utterances are skipped (counted)
+        "curriculum_source": "{data}/utt2lang",  # train.curriculum selects on its labels
+    },
     "features": {"norm_vars": True, "delta_order": 0},
     "train": {
         "minibatch": 100,          # chunks per minibatch
@@ -42,6 +59,13 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # the main task with the auxiliary heads on detached inputs, then the auxiliary
         # heads alone, then everything; the epochs must add up to max_epochs. [] = joint.
         "stages": [],
+        # Curriculum (seed 004 sec. 3.2): [[labels, epochs], ...]: in the first epochs only the
+        # training utterances whose sequence.curriculum_source label is in labels ("es,en";
+        # "all" = every one); the epochs must add up to max_epochs. [] = all data throughout.
+        "curriculum": [],
+        # A checkpoint (final.pt of another run) whose encoder and main head start this one
+        # (seed 004: multi-task training after the CTC pre-training). "" = random.
+        "init": "",
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
@@ -119,7 +143,68 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
         _merge(cfg, node, f"override {ov}", top=True)
     cfg["tasks"] = {name: task_spec(name, spec) for name, spec in cfg["tasks"].items()}
     check_stages(cfg["train"])
+    check_model(cfg)
     return cfg
+
+
+CRITERIA = ("ce", "ctc")
+
+
+def check_model(cfg: Dict[str, Any]) -> None:
+    """Check the ``model`` section and what the criterion allows.
+
+    Raises: ValueError naming the key.
+    """
+    from .encoders import ENCODERS, _time_strides
+
+    m = cfg["model"]
+    if m["encoder"] not in ENCODERS:
+        raise ValueError(f"model.encoder: '{m['encoder']}' is not one of {', '.join(ENCODERS)}")
+    if m["criterion"] not in CRITERIA:
+        raise ValueError(f"model.criterion: '{m['criterion']}' is not one of {', '.join(CRITERIA)}")
+    for k in ("num_layers", "cell_dim", "conv_dim", "kernel", "subsampling"):
+        if not isinstance(m[k], int) or isinstance(m[k], bool) or m[k] < 1:
+            raise ValueError(f"model.{k}: must be a positive integer, got {m[k]!r}")
+    if m["encoder"] == "conv_blstm":
+        _time_strides(m["subsampling"], len(m["conv_channels"]))
+    if m["encoder"] == "glu_conv" and m["kernel"] % 2 != 1:
+        raise ValueError(f"model.kernel: gated convolutions need an odd width, got {m['kernel']}")
+    if m["encoder"] == "lstmp" and m["subsampling"] != 1:
+        raise ValueError("model.subsampling: the lstmp encoder does not subsample (use 1)")
+    if m["criterion"] == "ce" and m["subsampling"] != 1:
+        raise ValueError("model.subsampling: frame cross-entropy needs one output per frame (use 1)")
+    if m["criterion"] == "ce" and m["encoder"] != "lstmp":
+        raise ValueError(f"model.encoder: {m['encoder']} is bidirectional or non-causal and is trained on "
+                         f"whole utterances: use it with model.criterion ctc (the chunked frame "
+                         f"cross-entropy trainer needs lstmp)")
+    if m["criterion"] == "ctc":
+        for name, t in cfg["tasks"].items():
+            if t["targets"] in ("frame_label", "frame_vector"):
+                raise ValueError(f"tasks.{name}: {t['targets']} targets need a frame alignment, which "
+                                 f"CTC training does not have (use utterance or speaker targets)")
+    cur = cfg["train"]["curriculum"] or []
+    if cur:
+        if m["criterion"] != "ctc":
+            raise ValueError("train.curriculum: only with model.criterion ctc")
+        total = 0
+        for st in cur:
+            if (not isinstance(st, (list, tuple)) or len(st) != 2 or not isinstance(st[0], str)
+                    or not isinstance(st[1], int) or st[1] < 1):
+                raise ValueError(f"train.curriculum: {st!r} is not [\"label,label,...\" or \"all\", positive epochs]")
+            total += st[1]
+        if total != cfg["train"]["max_epochs"]:
+            raise ValueError(f"train.curriculum: the stages have {total} epochs, train.max_epochs is "
+                             f"{cfg['train']['max_epochs']}")
+
+
+def curriculum_labels(cfg_train: Dict[str, Any], epoch: int) -> Optional[List[str]]:
+    """The labels whose utterances 0-based ``epoch`` trains on (None: all)."""
+    left = epoch
+    for labels, n in cfg_train["curriculum"] or []:
+        if left < n:
+            return None if labels == "all" else [x.strip() for x in labels.split(",") if x.strip()]
+        left -= n
+    return None
 
 
 def _check_task_overrides(cfg: Dict[str, Any], overrides: Sequence[str], paths: Sequence[PathLike]) -> None:

@@ -30,14 +30,23 @@ class LstmTrunk(nn.Module):
                  proj_dim: int = 256, dropout: float = 0.0):
         super().__init__()
         self.output_dim = proj_dim if proj_dim > 0 else cell_dim
+        self.output_dims = [self.output_dim] * num_layers
+        self.subsampling = 1
         dims = [input_dim] + [self.output_dim] * num_layers
         self.layers = nn.ModuleList(
             nn.LSTM(dims[i], cell_dim, num_layers=1, batch_first=True, proj_size=proj_dim)
             for i in range(num_layers))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, upto: Optional[int] = None) -> List[torch.Tensor]:
-        """Args: x ``(B, T, D)``; upto: stop after this many layers (default all).
+    def output_lengths(self, lengths: torch.Tensor, layer: int) -> torch.Tensor:
+        """Valid frames after ``layer``: the input's (no subsampling)."""
+        return lengths
+
+    def forward(self, x: torch.Tensor, upto: Optional[int] = None,
+                lengths: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+        """Args: x ``(B, T, D)``; upto: stop after this many layers (default
+        all); lengths: unused (a unidirectional LSTM's valid outputs do not
+        depend on right padding).
         Returns each computed layer's output ``(B, T, output_dim)``."""
         outs = []
         h = x
@@ -133,28 +142,36 @@ class Head(nn.Module):
 
 
 class AcousticModel(nn.Module):
-    """Shared LSTMP trunk plus output heads; ``main`` gives pdf logits.
+    """Shared encoder plus output heads; ``main`` gives the main task's logits.
 
     Args:
       input_dim: feature dimension D.
-      num_pdfs: number of HMM pdfs (main-task classes).
-      num_layers, cell_dim, proj_dim, dropout: see :class:`LstmTrunk`.
-      aux: auxiliary heads, name -> (fork layer 1..num_layers, hidden sizes,
-        output dim[, pooling, tau, grl]). The main head reads the last layer.
+      num_pdfs: main-task classes: HMM pdfs (frame cross-entropy) or CTC
+        output units with the blank at 0.
+      num_layers, cell_dim, proj_dim, dropout: see :class:`LstmTrunk` (used
+        when no ``encoder`` is given).
+      aux: auxiliary heads, name -> (fork layer 1..L, hidden sizes, output
+        dim[, pooling, tau, grl]). The main head reads the last layer.
+      encoder: a shared encoder (:mod:`mtlasr.nnet.encoders`); default the
+        LSTMP trunk of seed 000.
 
     ``forward`` returns ``{"main": (B, T, num_pdfs) logits, <aux>: (B, T, K)}``;
     auxiliary heads are dropped at decoding, where only ``main`` is used
     (``mtlasr.nnet.train.load_for_inference`` builds the model without them).
 
-    Raises: ValueError for a fork layer outside 1..num_layers.
+    Raises: ValueError for a fork layer outside 1..L.
     """
 
     def __init__(self, input_dim: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 1024,
                  proj_dim: int = 256, dropout: float = 0.0,
-                 aux: Optional[Dict[str, Tuple[int, Sequence[int], int]]] = None):
+                 aux: Optional[Dict[str, Tuple[int, Sequence[int], int]]] = None,
+                 encoder: Optional[nn.Module] = None):
         super().__init__()
-        self.trunk = LstmTrunk(input_dim, num_layers, cell_dim, proj_dim, dropout)
-        self.heads = nn.ModuleDict({"main": nn.Linear(self.trunk.output_dim, num_pdfs)})
+        self.trunk = encoder if encoder is not None else LstmTrunk(input_dim, num_layers, cell_dim, proj_dim,
+                                                                    dropout)
+        num_layers = len(self.trunk.layers)
+        dims = self.trunk.output_dims
+        self.heads = nn.ModuleDict({"main": nn.Linear(dims[-1], num_pdfs)})
         self.forks: Dict[str, int] = {"main": num_layers}
         # True: auxiliary heads read detached representations (their losses
         # train the heads only, not the shared layers; staged training)
@@ -162,17 +179,28 @@ class AcousticModel(nn.Module):
         for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
-            self.heads[name] = Head(self.trunk.output_dim, hidden, dim, *rest)
+            self.heads[name] = Head(dims[fork - 1], hidden, dim, *rest)
             self.forks[name] = fork
 
+    def output_lengths(self, lengths: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
+        """Valid output frames ``(B,)`` of shared layer ``layer`` (default the
+        last, which the main head reads) for input lengths ``(B,)``."""
+        return self.trunk.output_lengths(lengths, layer or len(self.trunk.layers))
+
     def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None, out_slice: Optional[slice] = None,
-                mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                mask: Optional[torch.Tensor] = None,
+                lengths: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Args: x ``(B, T, D)``; heads: names to compute (default all);
         out_slice: keep only these time positions ``T'`` (the labelled ones);
-        mask: ``(B, T')`` frames that pooled heads pool over.
+        mask: ``(B, T')`` frames that pooled heads pool over; lengths:
+        ``(B,)`` valid input frames of padded utterances (then each pooled
+        head pools over the valid frames of its own fork layer, and ``mask``
+        is not used).
         Returns: name -> ``(B, T', K)`` (``(B, K)`` for pooled heads)."""
+        from .encoders import length_mask
+
         names = list(self.heads) if heads is None else heads
-        layer_outs = self.trunk(x, upto=max(self.forks[n] for n in names))
+        layer_outs = self.trunk(x, upto=max(self.forks[n] for n in names), lengths=lengths)
         out = {}
         for name in names:
             rep = layer_outs[self.forks[name] - 1]
@@ -181,5 +209,11 @@ class AcousticModel(nn.Module):
             if self.detach_aux and name != "main":
                 rep = rep.detach()
             head = self.heads[name]
-            out[name] = head(rep, mask) if isinstance(head, Head) else head(rep)
+            if isinstance(head, Head):
+                m = mask
+                if lengths is not None:
+                    m = length_mask(self.output_lengths(lengths, self.forks[name]), rep.shape[1])
+                out[name] = head(rep, m)
+            else:
+                out[name] = head(rep)
         return out

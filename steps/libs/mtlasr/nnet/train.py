@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from ..datadir import PathLike, atomic_open
 from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
-from .config import stage_of
+from .config import DEFAULTS, curriculum_labels, stage_of
+from .seqdata import SeqBatch, SequenceDataset
 from .tasks import LOSS_FUNCTIONS, resolve_fork, step_lambdas, task_weights
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,16 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
 
     Raises: ValueError for a task whose fork layer does not exist.
     """
+    from .encoders import build_encoder
+
     m = cfg["model"]
+    encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
     aux = {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
-        aux[name] = (resolve_fork(spec["fork"], m["num_layers"], name), spec["hidden"], dim,
+        aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
                      spec["pooling"], spec["tau"], spec["grl"])
-    return AcousticModel(input_dim, num_pdfs, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"], aux)
+    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder)
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
@@ -86,16 +90,32 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def task_losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, aux: Dict[str, torch.Tensor],
-                cfg_tasks: Dict[str, Any], sl: slice) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-    """Forward pass and every task's loss on one minibatch.
+def to_device(batch, device: torch.device):
+    """A minibatch (chunk tuple ``(x, y, aux)`` or :class:`SeqBatch`) on ``device``."""
+    if isinstance(batch, SeqBatch):
+        return batch.to(device)
+    x, y, aux = batch
+    return x.to(device), y.to(device), {n: t.to(device) for n, t in aux.items()}
+
+
+def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
+                sl: Optional[slice] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+    """Forward pass and every task's loss on one minibatch, for either criterion.
 
     Args:
-      x ``(B, W, D)``, y ``(B, C)`` pdf labels (IGNORE = padding), aux: task ->
-      ``(B, C, K)`` targets; sl: the output positions that carry labels.
-    Returns: (main logits ``(B, C, num_pdfs)``, task -> scalar loss with
-    ``main`` the mean CE per frame, the frame mask ``(B, C)``).
+      batch: a :class:`SeqBatch` (CTC: see
+        :func:`mtlasr.nnet.ctc.ctc_task_losses`) or chunks ``(x, y, aux)``:
+        x ``(B, W, D)``, y ``(B, C)`` pdf labels (IGNORE = padding), aux:
+        task -> ``(B, C, K)`` targets; sl: the output positions that carry labels.
+    Returns: (main logits, task -> scalar loss, the mask of what the main
+    loss counts: chunks: the labelled frames ``(B, C)`` (``main`` = mean CE
+    per frame); CTC: the transcribed utterances ``(B,)``).
     """
+    if isinstance(batch, SeqBatch):
+        from .ctc import ctc_task_losses
+
+        return ctc_task_losses(model, batch, cfg_tasks)
+    x, y, aux = batch
     names = ["main"] + [n for n in aux]
     mask = y != IGNORE
     out = model(x, heads=names, out_slice=sl, mask=mask)
@@ -119,12 +139,10 @@ def step_flops(model: torch.nn.Module, data: ChunkDataset, batch_size: int, devi
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    x, y, aux = next(data.minibatches(batch_size))
-    x, y = x.to(device), y.to(device)
-    aux = {n: t.to(device) for n, t in aux.items()}
+    batch = to_device(next(data.minibatches(batch_size)), device)
     rng = torch.get_rng_state()
     with FlopCounterMode(display=False) as fc:
-        _, losses, mask = task_losses(model, x, y, aux, cfg_tasks, data.spec.out_slice)
+        _, losses, mask = task_losses(model, batch, cfg_tasks, getattr(getattr(data, "spec", None), "out_slice", None))
         sum(losses.values()).backward()
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(rng)
@@ -134,17 +152,24 @@ def step_flops(model: torch.nn.Module, data: ChunkDataset, batch_size: int, devi
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
              cfg_tasks: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
-    """Frame cross-entropy (nats/frame) and frame accuracy on ``data``, and
-    ``<task>_loss`` (per frame) for every auxiliary task ``data`` has targets for."""
+    """Main loss and accuracy on ``data``, and ``<task>_loss`` for every
+    auxiliary task ``data`` has targets for.
+
+    Chunks: frame cross-entropy (nats/frame) and frame accuracy. CTC: loss
+    in nats per utterance, and ``acc`` = 1 - the unit error rate of greedy
+    (best-path) decoding, with ``unit_errors`` / ``units``.
+    """
     model.eval()
     tot_loss, tot_correct, tot = 0.0, 0, 0
     aux_tot: Dict[str, float] = {n: 0.0 for n in data.aux}
     aux_n: Dict[str, int] = {n: 0 for n in data.aux}
-    sl = data.spec.out_slice
-    for x, y, aux in data.minibatches(batch_size):
-        x, y = x.to(device), y.to(device)
-        aux = {n: t.to(device) for n, t in aux.items()}
-        logits, losses, mask = task_losses(model, x, y, aux, cfg_tasks or {}, sl)
+    sl = getattr(getattr(data, "spec", None), "out_slice", None)
+    ctc = isinstance(data, SequenceDataset)
+    unit_err = units = 0
+    for batch in data.minibatches(batch_size):
+        batch = to_device(batch, device)
+        logits, losses, mask = task_losses(model, batch, cfg_tasks or {}, sl)
+        aux = batch.aux if ctc else batch[2]
         n = mask.sum().item()
         tot_loss += losses["main"].item() * n
         for k in aux_tot:
@@ -152,21 +177,36 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
             nk = int((mask & (aux[k] != IGNORE)).sum()) if aux[k].dtype == torch.int64 else n
             aux_tot[k] += losses[k].item() * nk
             aux_n[k] += nk
-        tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
+        if ctc:
+            from .ctc import greedy_units, unit_errors
+
+            hyps = greedy_units(logits, model.output_lengths(batch.x_lens))
+            refs = [r[:n_].tolist() for r, n_ in zip(batch.y.cpu(), batch.y_lens.tolist()) if n_ > 0]
+            e, u = unit_errors([h for h, n_ in zip(hyps, batch.y_lens.tolist()) if n_ > 0], refs)
+            unit_err, units = unit_err + e, units + u
+        else:
+            y = batch[1]
+            tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
         tot += n
     model.train()
-    res = {"loss": tot_loss / max(tot, 1), "acc": tot_correct / max(tot, 1), "frames": tot}
+    acc = 1.0 - unit_err / max(units, 1) if ctc else tot_correct / max(tot, 1)
+    res = {"loss": tot_loss / max(tot, 1), "acc": acc, "frames": tot}
+    if ctc:
+        res.update(unit_errors=unit_err, units=units)
     res.update({f"{k}_loss": v / aux_n[k] for k, v in aux_tot.items() if aux_n[k] > 0})
     return res
 
 
 class Trainer:
-    """Trains :class:`AcousticModel` on chunked frame labels.
+    """Trains :class:`AcousticModel` with frame cross-entropy on chunks, or
+    with CTC on whole utterances (``model.criterion``); the task registry,
+    GRL schedules, staged training and checkpoints are the same for both.
 
     Args:
       cfg: resolved config (see :mod:`mtlasr.nnet.config`).
-      train, valid: chunk datasets (valid may be None: then the last epoch is final).
-      num_pdfs: output classes.
+      train, valid: :class:`ChunkDataset` (ce) or :class:`SequenceDataset`
+        (ctc); valid may be None: then the last epoch is final.
+      num_pdfs: output classes (pdfs, or CTC units with the blank).
       exp_dir: output directory.
       device: torch device.
       rank, world_size: for DistributedDataParallel (rank 0 writes files).
@@ -174,10 +214,14 @@ class Trainer:
     The auxiliary tasks trained are those of ``cfg["tasks"]``; ``train.aux``
     (and ``valid.aux``) must hold their targets.
 
-    Raises: ValueError if a declared task has no targets in ``train``.
+    ``train.init`` starts the encoder and main head from another run's
+    checkpoint (the auxiliary heads start at random).
+
+    Raises: ValueError if a declared task has no targets in ``train``, or
+    ``train.init`` does not fit the model.
     """
 
-    def __init__(self, cfg: Dict[str, Any], train: ChunkDataset, valid: Optional[ChunkDataset],
+    def __init__(self, cfg: Dict[str, Any], train, valid,
                  num_pdfs: int, exp_dir: PathLike, device: torch.device, rank: int = 0, world_size: int = 1):
         self.cfg, self.train, self.valid = cfg, train, valid
         self.exp = Path(exp_dir)
@@ -189,6 +233,8 @@ class Trainer:
             raise ValueError(f"tasks {', '.join(missing)}: no targets loaded for the training data")
         self.task_dims = {n: train.aux[n].dim for n in cfg["tasks"]}
         self.model = build_model(cfg, input_dim, num_pdfs, self.task_dims).to(device)
+        if cfg["train"]["init"]:
+            self._init_from(cfg["train"]["init"])
         self.opt = make_optimizer(self.model, cfg["train"])
         self.history: list = []
         self.start_epoch = 0
@@ -197,6 +243,18 @@ class Trainer:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=bool(cfg["tasks"]))  # staged training leaves some unused
+
+    def _init_from(self, path: str) -> None:
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        keep = {k: v for k, v in st["model"].items() if k.startswith(("trunk.", "heads.main."))}
+        own = self.model.state_dict()
+        bad = [k for k, v in keep.items() if k not in own or own[k].shape != v.shape]
+        lacking = [k for k in own if k.startswith(("trunk.", "heads.main.")) and k not in keep]
+        if bad or lacking:
+            raise ValueError(f"train.init: {path} does not fit this model (e.g. "
+                             f"{(bad or lacking)[0]}): another encoder, size or unit set")
+        self.model.load_state_dict(keep, strict=False)
+        logger.info("encoder and main head initialised from %s", path)
 
     # ------------------------------------------------------------ state
     def state(self, epoch: int) -> Dict[str, Any]:
@@ -231,7 +289,8 @@ class Trainer:
         """Train until max_epochs (or early stop); returns the best epoch's record."""
         tc = self.cfg["train"]
         tasks = self.cfg["tasks"]
-        sl = self.train.spec.out_slice
+        ctc = isinstance(self.train, SequenceDataset)
+        sl = None if ctc else self.train.spec.out_slice
         patience = tc["early_stop_patience"]
         for epoch in range(self.start_epoch, tc["max_epochs"]):
             lr = lr_at(epoch, tc)
@@ -244,19 +303,35 @@ class Trainer:
                                                        "aux": "auxiliary heads only",
                                                        "joint": "all tasks jointly"}[stage])
             t0 = time.time()
-            tot_loss, tot_frames, nb = 0.0, 0, 0
+            # tot_n: what the main loss averages over (labelled frames; CTC: transcribed
+            # utterances); aux_n: the same for the auxiliary losses (CTC: all utterances)
+            tot_loss, tot_n, aux_n, tot_frames, nb = 0.0, 0, 0, 0, 0
             aux_tot = {n: 0.0 for n in tasks}
-            num_batches = math.ceil(len(self.train) / tc["minibatch"]) // self.world_size
-            for x, y, aux in self.train.minibatches(tc["minibatch"], seed=tc["seed"] * 1000 + epoch,
-                                                    rank=self.rank, world_size=self.world_size):
-                x, y = x.to(self.device), y.to(self.device)
-                aux = {n: aux[n].to(self.device) for n in tasks}
+            seed = tc["seed"] * 1000 + epoch
+            if ctc:
+                sq = self.cfg["sequence"]
+                groups = curriculum_labels(tc, epoch)
+                if groups is not None and self.rank == 0:
+                    logger.info("epoch %d: curriculum: utterances of %s only", epoch + 1, ",".join(groups))
+                kw = dict(max_frames=sq["max_frames"], groups=groups)
+                num_batches = self.train.num_batches(tc["minibatch"], world_size=self.world_size, **kw)
+                if num_batches == 0:
+                    raise ValueError(f"epoch {epoch + 1}: no training utterance of curriculum group(s) "
+                                     f"{','.join(groups or [])} (groups here: {self.train.group_counts()})")
+                batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
+                                                 world_size=self.world_size, **kw)
+            else:
+                num_batches = math.ceil(len(self.train) / tc["minibatch"]) // self.world_size
+                batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
+                                                 world_size=self.world_size)
+            for batch in batches:
+                batch = to_device(batch, self.device)
                 progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
                 lambdas = step_lambdas(tasks, progress)  # once per step: loss weights and GRL scales
                 for n, spec in tasks.items():
                     if spec["grl"]:
                         self.model.heads[n].grl_scale = lambdas[n]
-                _, losses, mask = task_losses(self.ddp_model, x, y, aux, tasks, sl)
+                _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl)
                 weights, _ = task_weights(tasks, losses, lambdas)
                 if stage == "aux":
                     weights["main"] = 0.0
@@ -273,25 +348,30 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
                     self.opt.step()
                 n = int(mask.sum())
+                na = len(batch.utts) if ctc else n
                 tot_loss += losses["main"].item() * n
                 for k in aux_tot:
-                    aux_tot[k] += losses[k].item() * n
-                tot_frames += n
+                    aux_tot[k] += losses[k].item() * na
+                tot_n += n
+                aux_n += na
+                tot_frames += int(batch.x_lens.sum()) if ctc else n
                 nb += 1
                 if self.rank == 0 and (nb % tc["log_interval"] == 0 or nb == num_batches):
                     el = time.time() - t0
                     logger.info("epoch %d batch %d/%d: loss %.4f%s, %.0f frames/s, lr %.6f",
-                                epoch + 1, nb, num_batches, tot_loss / max(tot_frames, 1),
-                                "".join(f", {k} {v / max(tot_frames, 1):.4f}" for k, v in aux_tot.items()),
+                                epoch + 1, nb, num_batches, tot_loss / max(tot_n, 1),
+                                "".join(f", {k} {v / max(aux_n, 1):.4f}" for k, v in aux_tot.items()),
                                 tot_frames * self.world_size / max(el, 1e-9), lr)
             secs = time.time() - t0
-            rec = {"epoch": epoch + 1, "lr": lr, "stage": stage, "train_loss": tot_loss / max(tot_frames, 1),
+            rec = {"epoch": epoch + 1, "lr": lr, "stage": stage, "train_loss": tot_loss / max(tot_n, 1),
                    "train_frames": tot_frames * self.world_size, "seconds": secs,
                    "frames_per_second": tot_frames * self.world_size / max(secs, 1e-9)}
-            rec.update({f"train_{k}_loss": v / max(tot_frames, 1) for k, v in aux_tot.items()})
+            rec.update({f"train_{k}_loss": v / max(aux_n, 1) for k, v in aux_tot.items()})
             if self.valid is not None:
                 v = evaluate(self.model, self.valid, tc["minibatch"], self.device, tasks)
                 rec.update(valid_loss=v["loss"], valid_acc=v["acc"])
+                if ctc:
+                    rec["valid_ter"] = 1.0 - v["acc"]
                 rec.update({f"valid_{k}": v[k] for k in v if k.endswith("_loss") and k != "loss"})
             self.history.append(rec)
             if self.rank == 0:
@@ -300,8 +380,9 @@ class Trainer:
                                   for k in tasks)
                 logger.info("epoch %d done in %.1f s (%.0f frames/s): train loss %.4f%s%s", epoch + 1, secs,
                             rec["frames_per_second"], rec["train_loss"],
-                            f", valid loss {rec['valid_loss']:.4f}, valid frame acc {rec['valid_acc']:.4f}"
-                            if "valid_loss" in rec else "", aux_msg)
+                            (f", valid loss {rec['valid_loss']:.4f}, " + (
+                                f"valid greedy unit error rate {100 * rec['valid_ter']:.2f}%" if ctc else
+                                f"valid frame acc {rec['valid_acc']:.4f}")) if "valid_loss" in rec else "", aux_msg)
                 self._save_epoch(epoch)
             if patience and self.valid is not None and self._epochs_since_best() >= patience:
                 logger.info("no better validation loss for %d epochs: stopping", patience)
@@ -335,7 +416,8 @@ class Trainer:
 
 
 def plot_history(history: list, path: PathLike) -> None:
-    """Loss (train, valid) and valid frame accuracy per epoch, as a PNG."""
+    """Loss (train, valid) and valid frame accuracy (CTC: greedy unit error
+    rate) per epoch, and the auxiliary losses, as a PNG."""
     from ..plot import save, subplots
 
     ep = [r["epoch"] for r in history]
@@ -345,12 +427,14 @@ def plot_history(history: list, path: PathLike) -> None:
     ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
     if history and "valid_loss" in history[0]:
         ax[0].plot(ep, [r["valid_loss"] for r in history], "s-", label="valid")
-        ax[1].plot(ep, [100 * r["valid_acc"] for r in history], "s-", color="C1")
+        ax[1].plot(ep, [100 * (r["valid_ter"] if "valid_ter" in r else r["valid_acc"]) for r in history], "s-",
+                   color="C1")
     ax[0].set_xlabel("epoch")
-    ax[0].set_ylabel("cross-entropy (nats/frame)")
+    ctc = bool(history) and "valid_ter" in history[0]
+    ax[0].set_ylabel("CTC loss (nats/utterance)" if ctc else "cross-entropy (nats/frame)")
     ax[0].legend()
     ax[1].set_xlabel("epoch")
-    ax[1].set_ylabel("valid frame accuracy (%)")
+    ax[1].set_ylabel("valid greedy unit error rate (%)" if ctc else "valid frame accuracy (%)")
     for i, t in enumerate(tasks):
         ax[2].plot(ep, [r[f"train_{t}_loss"] for r in history], "o-", color=f"C{2 + i}", label=f"{t} train")
         if f"valid_{t}_loss" in history[0]:

@@ -1,0 +1,102 @@
+"""The CTC criterion of the shared trainer (``model.criterion: ctc``).
+
+Main loss: connectionist temporal classification (Graves et al., ICML
+2006, eq. 14: -ln p(y|x), summed over the alignments by the forward-backward
+recursion; ``torch.nn.functional.ctc_loss``), blank = unit 0. A minibatch's
+loss is the mean over its transcribed utterances of the per-utterance
+negative log-likelihood (nats per utterance; ESPnet's convention, which
+seed 004's beta weights assume: beta = 20 for a per-utterance language
+cross-entropy next to a per-utterance CTC loss).
+
+Auxiliary losses: the utterance-level targets of a task are repeated over
+the valid frames of the layer its head forks from, so the registry's
+per-frame and pooled losses (:mod:`mtlasr.nnet.tasks`) apply unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .encoders import length_mask
+from .seqdata import SeqBatch
+from .tasks import LOSS_FUNCTIONS
+
+
+def ctc_loss(logits: torch.Tensor, out_lens: torch.Tensor, y: torch.Tensor,
+             y_lens: torch.Tensor) -> torch.Tensor:
+    """Per-utterance CTC negative log-likelihood, nats.
+
+    Args:
+      logits: ``(B, T', V)`` unnormalised outputs (unit 0 = blank).
+      out_lens: ``(B,)`` valid output frames; y: ``(B, U)`` unit ids padded
+      with 0; y_lens: ``(B,)`` units per row (all > 0).
+    Returns: ``(B,)`` float32; an infeasible row (too few frames) gives +inf.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)
+    return F.ctc_loss(logp, y, out_lens, y_lens, blank=0, reduction="none", zero_infinity=False)
+
+
+def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
+                    cfg_tasks: Mapping[str, Any]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+    """Forward pass and every task's loss on a :class:`SeqBatch`.
+
+    Returns: (main logits ``(B, T', V)``, task -> scalar loss with ``main``
+    the mean CTC loss per transcribed utterance (0 when none is), the
+    transcribed-utterance mask ``(B,)`` bool).
+
+    Raises: FloatingPointError naming the utterance whose CTC loss is
+    infinite (it cannot be aligned: the data loader should have skipped it).
+    """
+    names = ["main"] + list(batch.aux)
+    core = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    out = model(batch.x, heads=names, lengths=batch.x_lens)
+    logits = out["main"]
+    has = batch.y_lens > 0
+    if bool(has.any()):
+        per = ctc_loss(logits[has], core.output_lengths(batch.x_lens)[has], batch.y[has], batch.y_lens[has])
+        if not bool(torch.isfinite(per).all()):
+            bad = [u for u, h in zip(batch.utts, has.tolist()) if h][int((~torch.isfinite(per)).nonzero()[0])]
+            raise FloatingPointError(f"utterance {bad}: CTC loss is infinite (too few frames for its units)")
+        main = per.mean()
+    else:
+        main = logits.sum() * 0.0
+    losses = {"main": main}
+    t_full = batch.x.shape[1]
+    for n, target in batch.aux.items():
+        fork = core.forks[n]
+        t_k = int(core.output_lengths(torch.tensor([t_full]), fork)[0])
+        mask = length_mask(core.output_lengths(batch.x_lens, fork), t_k)
+        if target.dim() == 1:
+            tgt = target[:, None].expand(-1, t_k)
+        else:
+            tgt = target[:, None, :].expand(-1, t_k, -1)
+        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n], tgt, mask)
+    return logits, losses, has
+
+
+def greedy_units(logits: torch.Tensor, out_lens: torch.Tensor) -> List[List[int]]:
+    """Best-path decoding: argmax per frame, repeats merged, blanks (0)
+    dropped (Graves et al. 2006 sec. 3.2). logits ``(B, T', V)``."""
+    best = logits.argmax(-1).cpu().numpy()
+    res = []
+    for row, n in zip(best, out_lens.tolist()):
+        r = row[:n]
+        keep = np.ones(len(r), dtype=bool)
+        keep[1:] = r[1:] != r[:-1]
+        res.append([int(u) for u in r[keep] if u != 0])
+    return res
+
+
+def unit_errors(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> Tuple[int, int]:
+    """(Levenshtein errors, reference units) summed over pairs (kaldialign)."""
+    import kaldialign
+
+    err = tot = 0
+    for h, r in zip(hyps, refs):
+        err += kaldialign.edit_distance(list(r), list(h))["total"]
+        tot += len(r)
+    return err, tot
