@@ -23,7 +23,8 @@ data_utils=$(dirname "${BASH_SOURCE[0]}")
 
 # data_file_kind NAME HAS_SEGMENTS: what the first field of the data-dir file
 # NAME is, given whether the dir has a segments file (true/false):
-#   utt      utterance id (text, feats.scp, segments, vad.scp, utt2*, and
+#   utt      utterance id (text, text.* such as text.words, feats.scp,
+#            segments, vad.scp, utt2*, and
 #            wav.scp and reco2* when there is no segments file, since then
 #            each recording is one utterance)
 #   reco     recording id (wav.scp and reco2* beside a segments file)
@@ -34,7 +35,7 @@ data_utils=$(dirname "${BASH_SOURCE[0]}")
 data_file_kind() {
   case "$1" in
     spk2utt) echo derived ;;
-    utt2*|text|feats.scp|segments|vad.scp) echo utt ;;
+    utt2*|text|text.*|feats.scp|segments|vad.scp) echo utt ;;
     wav.scp|reco2*) if [ "$2" = true ]; then echo reco; else echo utt; fi ;;
     cmvn.scp|spk2*) echo spk ;;
     frame_shift) echo plain ;;

@@ -1,7 +1,10 @@
-"""Train an LSTM-HMM acoustic model on GMM alignments (cross-entropy on pdfs).
+"""Train a neural acoustic model: an LSTM-HMM on GMM alignments (frame
+cross-entropy on pdfs), or an end-to-end CTC model on unit sequences
+(``model.criterion: ctc`` in the config).
 
 Usage:
   python3 -m mtlasr.bin.train_nnet [options] <train-data> <train-ali-dir> <exp-dir>
+  python3 -m mtlasr.bin.train_nnet [options] <train-data> <units-dir> <exp-dir>   (criterion ctc)
 
   e.g.: python3 -m mtlasr.bin.train_nnet --config conf/lstm.yaml \\
           --valid-data data/dev --valid-ali exp/mono_ali_dev \\
@@ -19,6 +22,12 @@ per-epoch checkpoints, ``history.json``, ``train_curve.png`` and ``final.pt``.
 Auxiliary tasks (the config's ``tasks`` section) read their targets for
 the training and the validation data dir from ``tasks.<name>.source``;
 a missing file or an utterance without a target stops before training.
+CTC: <units-dir> holds units.txt and unit_type (utils/prepare_units.sh,
+steps/train_sentencepiece.sh), copied into <exp-dir>; transcripts are read
+from <data>/<--text-file>; a unit outside units.txt stops with the
+utterance named; utterances too short for their units are skipped and
+counted; --extra-data adds utterances without transcripts that train the
+auxiliary tasks only (seed 002 sec. 4.4).
 A rerun resumes after the last finished epoch unless --force. Under torchrun
 each process trains a shard of every epoch (DistributedDataParallel).
 """
@@ -43,7 +52,11 @@ def get_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. train.max_epochs=2 (repeatable)")
     p.add_argument("--valid-data", default=None, help="held-out data dir for the validation loss")
-    p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data")
+    p.add_argument("--valid-ali", default=None, help="alignment dir of --valid-data (ce)")
+    p.add_argument("--text-file", default="text",
+                   help="ctc: the transcript file of each data dir (default %(default)s; e.g. text.words)")
+    p.add_argument("--extra-data", default=None,
+                   help="ctc: a data dir whose utterances train only the auxiliary tasks (no transcripts used)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
     p.add_argument("--count-flops", action="store_true",
@@ -98,6 +111,76 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
     return ds, labels
 
 
+def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=None, extra_dir=None):
+    """SequenceDataset of a data dir (+ untranscribed ``extra_dir``) for CTC;
+    logs the skipped utterances with their count.
+
+    Raises: ValueError naming the utterance with a unit outside the table,
+    or when no utterance is usable; FileNotFoundError for a missing text.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from mtlasr.datadir import read_table
+    from mtlasr.features import load_features
+    from mtlasr.nnet.seqdata import SequenceDataset
+    from mtlasr.nnet.tasks import load_targets, source_path
+    from mtlasr.units import read_text
+
+    fc = cfg["features"]
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    tpath = Path(data_dir) / text_file
+    if not tpath.is_file():
+        raise FileNotFoundError(f"{what}: transcript file {tpath} does not exist (--text-file)")
+    texts = read_text(tpath, feats)
+    labels = {u: table.encode(t, u) for u, t in texts.items() if t}
+    extra_feats = {}
+    if extra_dir:
+        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+        clash = sorted(set(extra_feats) & set(feats))
+        if clash:
+            raise ValueError(f"--extra-data {extra_dir}: utterance {clash[0]} is also in {data_dir}")
+    aux = {}
+    for name, tspec in cfg["tasks"].items():
+        t = load_targets(name, tspec, data_dir, list(feats), train_aux[name].classes if train_aux else None)
+        if extra_feats:
+            e = load_targets(name, tspec, extra_dir, list(extra_feats), None)
+            if t.classes is not None:  # the extra utterances' labels join the classes
+                new = [c for c in e.classes if c not in t.classes]
+                t.classes = t.classes + new
+                t.dim = len(t.classes)
+                idx = {c: i for i, c in enumerate(t.classes)}
+                for u, v in e.values.items():
+                    t.values[u] = np.asarray(idx[e.classes[int(v)]], dtype=np.int64)
+            else:
+                t.values.update(e.values)
+        aux[name] = t
+        logger.info("%s: task %s: %d-dim %s targets from %s", what, name, t.dim, t.kind, t.source)
+    groups = None
+    if cfg["train"]["curriculum"]:
+        gpath = source_path(cfg["sequence"]["curriculum_source"], data_dir)
+        if not gpath.is_file():
+            raise FileNotFoundError(f"{what}: train.curriculum needs {gpath} (sequence.curriculum_source)")
+        groups = read_table(gpath)
+    ds = SequenceDataset({**feats, **extra_feats}, labels, out_frames, aux, untranscribed=list(extra_feats),
+                         groups=groups, max_utt_frames=cfg["sequence"]["max_utt_frames"] if what == "train" else 0)
+    reasons = {}
+    for utt, why in ds.skipped.items():
+        key = why.split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    for utt, why in list(ds.skipped.items())[:5]:
+        logger.warning("%s: utterance %s skipped: %s", what, utt, why)
+    if ds.skipped:
+        logger.warning("%s: %d of %d utterances skipped (%s)", what, len(ds.skipped), len(feats) + len(extra_feats),
+                       ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())))
+    if not ds.utts:
+        raise ValueError(f"{what}: no usable utterance in {data_dir}")
+    logger.info("%s: %d utterances (%d untranscribed), %d frames", what, len(ds.utts), ds.num_untranscribed,
+                ds.num_frames)
+    return ds
+
+
 def check_config(args) -> int:
     """--check-config: 0 if the configs and overrides load, else 1 after
     logging what is wrong (naming the file or override)."""
@@ -118,7 +201,6 @@ def main(argv=None):
     args = get_parser().parse_args(argv)
     if args.check_config:
         return check_config(args)
-    import numpy as np
     import torch
     import torch.distributed as dist
 
@@ -126,7 +208,6 @@ def main(argv=None):
     from mtlasr.cli import error_text
     from mtlasr.nnet.config import load_config, save_config
     from mtlasr.nnet.data import ChunkSpec, pdf_counts
-    from mtlasr.nnet.train import Trainer
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -145,12 +226,26 @@ def main(argv=None):
         logger.error("bad config: %s", error_text(e))
         return 1
     if args.list_inputs:
-        from mtlasr.nnet.tasks import task_input_files
+        from mtlasr.nnet.tasks import source_path, task_input_files
 
-        files = task_input_files(cfg["tasks"], [d for d in (args.train_data, args.valid_data) if d])
+        dirs = [d for d in (args.train_data, args.valid_data, args.extra_data) if d]
+        files = task_input_files(cfg["tasks"], dirs)
+        what = {f: "task target file" for f in files}
+        if cfg["model"]["criterion"] == "ctc":  # transcripts, units, curriculum labels, initial model
+            more = [Path(d) / args.text_file for d in dirs[:2]]
+            more += [Path(args.ali_dir) / f for f in ("units.txt", "unit_type", "sp.model")
+                     if f != "sp.model" or (Path(args.ali_dir) / f).is_file()]
+            if args.extra_data:
+                more += [Path(args.extra_data) / f for f in ("feats.scp", "cmvn.scp")]
+            if cfg["train"]["curriculum"]:
+                more.append(source_path(cfg["sequence"]["curriculum_source"], args.train_data))
+            if cfg["train"]["init"]:
+                more.append(Path(cfg["train"]["init"]))
+            what.update({f: "input" for f in more})
+            files += more
         missing = [f for f in files if not f.is_file()]
         if missing:
-            logger.error("bad config: the task target file %s does not exist", missing[0])
+            logger.error("bad config: the %s %s does not exist", what[missing[0]], missing[0])
             return 1
         print("\n".join(str(f) for f in files))
         return 0
@@ -161,6 +256,8 @@ def main(argv=None):
         for f in list(exp.glob("epoch-*.pt")) + [exp / "checkpoint.pt", exp / "best.pt", exp / "final.pt"]:
             f.unlink(missing_ok=True)
     t0 = time.time()
+    if cfg["model"]["criterion"] == "ctc":
+        return train_ctc(args, cfg, exp, device, rank, world_size, t0)
     mdl = Path(args.ali_dir) / "final.mdl"
     tm = gmm.load_transition_model(mdl)
     try:
@@ -185,8 +282,49 @@ def main(argv=None):
         logger.info("config: %s", cfg)
         logger.info("data loaded in %.1f s; %d pdfs (%d never seen in training)", time.time() - t0,
                     tm.num_pdfs, int((counts == 0).sum()))
+    return fit(args, cfg, train, valid, tm.num_pdfs, exp, device, rank, world_size)
+
+
+def train_ctc(args, cfg, exp, device, rank, world_size, t0):
+    """Load the CTC data, copy the unit table into ``exp``, train."""
+    from mtlasr.nnet.config import save_config
+    from mtlasr.units import UnitTable
+
     try:
-        trainer = Trainer(cfg, train, valid, tm.num_pdfs, exp, device, rank, world_size)
+        table = UnitTable(args.ali_dir)
+        sub = cfg["model"]["subsampling"]  # every conv layer keeps ceil(T / stride) frames
+
+        def out_frames(t):
+            return -(-t // sub)
+        train = load_split_ctc(args.train_data, table, cfg, "train", out_frames, args.text_file,
+                               extra_dir=args.extra_data)
+        valid = None
+        if args.valid_data:
+            valid = load_split_ctc(args.valid_data, table, cfg, "valid", out_frames, args.text_file, train.aux)
+    except (OSError, KeyError, ValueError) as e:
+        logger.error("%s", e)
+        return 1
+    if rank == 0:
+        for f in ("units.txt", "unit_type", "sp.model"):
+            if (Path(args.ali_dir) / f).is_file():
+                shutil.copyfile(Path(args.ali_dir) / f, exp / f)
+        save_config(cfg, exp / "config.yaml")
+        (exp / "cmdline").write_text(" ".join(sys.argv) + "\n")
+        logger.info("config: %s", cfg)
+        logger.info("data loaded in %.1f s; %d output units with the blank (%s)", time.time() - t0, len(table),
+                    table.unit_type)
+    return fit(args, cfg, train, valid, len(table), exp, device, rank, world_size)
+
+
+def fit(args, cfg, train, valid, num_outputs, exp, device, rank, world_size):
+    """Build the trainer, then count FLOPs (--count-flops) or train."""
+    import numpy as np
+    import torch.distributed as dist
+
+    from mtlasr.nnet.train import Trainer
+
+    try:
+        trainer = Trainer(cfg, train, valid, num_outputs, exp, device, rank, world_size)
     except ValueError as e:
         logger.error("%s", e)
         return 1

@@ -1,0 +1,162 @@
+"""Output units of CTC models: phones, letters or sentencepiece pieces.
+
+A unit directory (a ``lang`` dir of a CTC recipe) holds:
+
+- ``units.txt``: the symbol table ``<unit> <id>``, ``<blk> 0`` first (the
+  CTC blank, Graves et al. 2006), then the units with ids 1..V-1;
+- ``unit_type``: ``phone`` (a transcript is its space-separated units),
+  ``letter`` (every word is spelt, words separated by the ``space_symbol``
+  unit, written in ``space_symbol``) or ``piece`` (sentencepiece pieces of
+  ``sp.model``, :mod:`mtlasr.pieces`).
+
+:func:`make_units` builds the table of a phone or letter inventory from
+training transcripts; :class:`UnitTable` turns transcripts into unit ids
+(and back) with errors that name the utterance and the unit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from .datadir import PathLike, atomic_open
+
+BLANK = "<blk>"
+UNIT_TYPES = ("phone", "letter", "piece")
+
+
+def split_units(text: str, unit_type: str, space_symbol: str = "<space>") -> List[str]:
+    """The units of one transcript (``phone`` or ``letter``).
+
+    Letters: each word's characters, with ``space_symbol`` between words.
+    """
+    words = text.split()
+    if unit_type == "phone":
+        return words
+    if unit_type == "letter":
+        out: List[str] = []
+        for i, w in enumerate(words):
+            if i:
+                out.append(space_symbol)
+            out.extend(w)
+        return out
+    raise ValueError(f"unit type '{unit_type}': split_units handles phone and letter")
+
+
+def make_units(texts: Iterable[str], unit_type: str, space_symbol: str = "<space>") -> Dict[str, int]:
+    """Unit inventory of transcripts, unit -> count, sorted by unit."""
+    c: Counter = Counter()
+    for t in texts:
+        c.update(split_units(t, unit_type, space_symbol))
+    return dict(sorted(c.items()))
+
+
+def write_units(units: Sequence[str], unit_type: str, out_dir: PathLike, space_symbol: str = "<space>") -> None:
+    """Write ``units.txt`` (blank 0, then ``units`` 1..) and ``unit_type`` atomically.
+
+    Raises: ValueError for a unit that contains white space or is the blank.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    for u in units:
+        if not u or any(ch.isspace() for ch in u) or u == BLANK:
+            raise ValueError(f"unit {u!r} cannot be in units.txt (empty, white space, or the blank)")
+    with atomic_open(d / "units.txt") as f:
+        f.write(f"{BLANK} 0\n")
+        for i, u in enumerate(units, 1):
+            f.write(f"{u} {i}\n")
+    with atomic_open(d / "unit_type") as f:
+        f.write(f"{unit_type} {space_symbol}\n" if unit_type == "letter" else f"{unit_type}\n")
+
+
+class UnitTable:
+    """The units of a unit directory, and transcript <-> id conversion.
+
+    Args: lang_dir: a directory with ``units.txt`` and ``unit_type`` (and
+    ``sp.model`` for pieces).
+    Raises: FileNotFoundError, ValueError naming the file and line.
+    """
+
+    def __init__(self, lang_dir: PathLike):
+        d = Path(lang_dir)
+        path = d / "units.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no units.txt (make it with utils/prepare_units.sh "
+                                    f"or steps/train_sentencepiece.sh)")
+        self.units: List[str] = []
+        self.index: Dict[str, int] = {}
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            f = line.split()
+            if not f:
+                continue
+            if len(f) != 2 or not f[1].isdigit() or int(f[1]) != len(self.units):
+                raise ValueError(f"{path}:{lineno}: expected '<unit> {len(self.units)}', got {line!r}")
+            self.units.append(f[0])
+            self.index[f[0]] = int(f[1])
+        if not self.units or self.units[0] != BLANK:
+            raise ValueError(f"{path}: the first unit must be the blank {BLANK} with id 0")
+        tpath = d / "unit_type"
+        kind = tpath.read_text().split() if tpath.is_file() else ["phone"]
+        self.unit_type = kind[0]
+        if self.unit_type not in UNIT_TYPES:
+            raise ValueError(f"{tpath}: unknown unit type '{self.unit_type}' ({', '.join(UNIT_TYPES)})")
+        self.space_symbol = kind[1] if len(kind) > 1 else "<space>"
+        self.coder = None
+        if self.unit_type == "piece":
+            from .pieces import PieceCoder
+
+            self.coder = PieceCoder(d / "sp.model")
+        self.source = str(path)
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def encode(self, text: str, utt: str = "?") -> np.ndarray:
+        """Unit ids ``(U,) int64`` of a transcript.
+
+        Raises: ValueError naming the utterance and the unit outside the inventory.
+        """
+        if self.coder is not None:
+            return np.asarray(self.coder.encode(text), dtype=np.int64)
+        toks = split_units(text, self.unit_type, self.space_symbol)
+        try:
+            return np.asarray([self.index[t] for t in toks], dtype=np.int64)
+        except KeyError as e:
+            raise ValueError(f"utterance {utt}: unit {e.args[0]!r} is not in {self.source} "
+                             f"({len(self.units) - 1} units)") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The transcript of unit ids (letters joined into words, pieces decoded)."""
+        ids = [int(i) for i in ids if int(i) != 0]
+        if self.coder is not None:
+            return self.coder.decode(ids)
+        toks = [self.units[i] for i in ids]
+        if self.unit_type == "letter":
+            return " ".join("".join(w) for w in _split_on(toks, self.space_symbol) if w)
+        return " ".join(toks)
+
+
+def _split_on(toks: List[str], sep: str) -> List[List[str]]:
+    out: List[List[str]] = [[]]
+    for t in toks:
+        if t == sep:
+            out.append([])
+        else:
+            out[-1].append(t)
+    return out
+
+
+def read_text(path: PathLike, utts: Optional[Iterable[str]] = None) -> Dict[str, str]:
+    """A Kaldi text file, utterance -> transcript (empty allowed)."""
+    out: Dict[str, str] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        f = line.split(maxsplit=1)
+        if f:
+            out[f[0]] = f[1].strip() if len(f) > 1 else ""
+    if utts is not None:
+        keep = set(utts)
+        out = {u: t for u, t in out.items() if u in keep}
+    return out
