@@ -184,7 +184,10 @@ decode_lang() {
   for s in dev test; do
     steps/nnet/compute_ctc_logprobs.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" \
       "$nnet" "data/${s}_$l" "$nnet/logprobs_${s}_$l"
+    # The language's phone LM lacks the other languages' phones: KenLM scores
+    # them as <unk>, so at LM weight > 0 they are all but excluded.
     steps/decode_ctc.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" --lm "data/local/lm_$l/lm.arpa" \
+      --allow-missing-units true \
       --lm-weights "$lm_weights" --beam "$beam" --subsampling "$sub" \
       "$nnet/logprobs_${s}_$l" "data/${s}_$l" "$nnet/decode_${s}_$l"
   done
