@@ -78,6 +78,18 @@ def test_truncated_riff_stereo_empty_and_channels(tmp_path):
         read_audio(str(tmp_path / "zero.wav"), "z")
 
 
+def test_failing_pipe_says_why(tmp_path):
+    """A wav.scp command that fails: the error shows the command's own message."""
+    from mtlasr.audio import AudioError, read_audio
+
+    x = (np.sin(np.arange(1600) / 7) * 2000).astype(np.int16)
+    sf.write(tmp_path / "ok.wav", x, 16000, subtype="PCM_16")
+    got, _ = read_audio(f"cat {tmp_path / 'ok.wav'} |", "p")
+    assert np.array_equal(got, x.astype(np.float32))
+    with pytest.raises(AudioError, match=r"utterance p: audio .*the command failed \(exit 3\): header announces 7"):
+        read_audio("echo 'header announces 7 samples' >&2; exit 3 |", "p")
+
+
 def small_data_dir(d: Path, utts):
     """A data dir of (utt, wav path) pairs, speaker = the part before '-'."""
     d.mkdir(parents=True, exist_ok=True)

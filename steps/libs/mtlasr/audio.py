@@ -127,7 +127,11 @@ def read_audio(spec: str, utt: str = "?", channel: int = -1) -> Tuple[np.ndarray
     source: Union[str, io.BytesIO]
     try:
         if spec.endswith("|"):
-            proc = subprocess.run(spec[:-1], shell=True, capture_output=True, check=True)
+            proc = subprocess.run(spec[:-1], shell=True, capture_output=True)
+            if proc.returncode != 0:  # say why: the command's last stderr lines
+                why = " | ".join(proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:])
+                raise AudioError(f"{what}: the command failed (exit {proc.returncode})"
+                                 + (f": {why}" if why else ""))
             check_container(proc.stdout[:65536], len(proc.stdout), what)
             source = io.BytesIO(proc.stdout)
         else:
