@@ -31,7 +31,7 @@ sil_score=0                        # score per frame emitting the word separator
 allow_missing_units=false          # accept a unit LM lacking some units (unused BPE pieces)
 join=auto                          # units -> tokens: none (phones), sep (letters), pieces, auto
 frame_shift=0.01                   # seconds per input frame (for the real-time factor)
-subsampling=1                      # input frames per output frame of the model
+subsampling=                       # input frames per output frame (default: <forward-dir>/subsampling, else 1)
 force=false
 help_message="Usage: $0 [options] <forward-dir> <data-dir> <decode-dir>
 e.g.: $0 --nj 4 exp/ctc/decode_dev data/dev exp/ctc/decode_dev
@@ -55,6 +55,7 @@ for ark in "${arks[@]}"; do
   [ -f "$ark" ] || die "$fwd/logprobs.scp points into $ark, which does not exist (from $PWD)"
 done
 inputs+=("${arks[@]}")
+[ -n "$subsampling" ] || subsampling=$(cat "$fwd/subsampling" 2> /dev/null || echo 1)
 opts=(--join "$join" --frame-shift "$frame_shift" --subsampling "$subsampling")
 [ -z "$word_sep" ] || opts+=(--word-sep "$word_sep")
 options="join=$join word_sep=$word_sep"

@@ -13,7 +13,8 @@ import pytest
 
 from mtlasr import ctc_decode
 from mtlasr.ctc_decode import (BeamOptions, CtcBeamSearch, check_lm_dictionary, ctc_collapse, greedy_decode,
-                               read_arpa_unigrams, read_lexicon, read_units, units_to_words)
+                               read_arpa_unigrams, read_lexicon, units_to_words)
+from mtlasr.units import read_units
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "steps" / "libs"))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mtlasr import ctc_decode, pieces
+from mtlasr.units import UnitTable, read_units
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("the cat sat on a mat while her dark suit got greasy wash water all year "
@@ -34,10 +35,12 @@ def test_round_trip_and_units(tmp_path, model_type):
     out = tmp_path / "sp"
     p = sh(f"steps/train_sentencepiece.sh --model-type {model_type} --vocab-size 40 {text} {out}")
     assert p.returncode == 0, p.stderr
-    units = ctc_decode.read_units(out / "units.txt")   # <blk> = 0, ids 0..V-1
+    units = read_units(out / "units.txt")   # <blk> = 0, ids 0..V-1
     assert len(units) == 40 and units[:2] == ["<blk>", "<unk>"]
     coder = pieces.PieceCoder(out / "sp.model")
     assert coder.units() == units
+    table = UnitTable(out)  # what the CTC trainer reads: pieces, encoded by sp.model
+    assert table.unit_type == "piece" and table.units == units
     assert [line.split("\t")[0] for line in (out / "sp.vocab").read_text().splitlines()] == units
     for line in text.read_text().splitlines()[:50] + ["that cat ate"]:
         sentence = line.split(maxsplit=1)[1] if line.startswith("utt") else line
@@ -73,7 +76,7 @@ def test_greedy_ctc_on_pieces(tmp_path):
     out = tmp_path / "sp"
     assert sh(f"steps/train_sentencepiece.sh --vocab-size 40 {text} {out}").returncode == 0
     coder = pieces.PieceCoder(out / "sp.model")
-    units = ctc_decode.read_units(out / "units.txt")
+    units = read_units(out / "units.txt")
     ids = coder.encode("a cat sat on that mat")
     path = [x for i in ids for x in (i, i, 0)]
     lp = np.log(np.eye(len(units))[path] * 0.97 + 0.03 / len(units)).astype(np.float32)

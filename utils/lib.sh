@@ -225,3 +225,40 @@ lock_dir() {
   fi
   printf '%s %s\n' "$$" "(since $(date '+%Y-%m-%d %H:%M:%S'): $0 $*)" > "$lock.info"
 }
+
+# recipe_begin: what every recipe's run.sh does before its stages: one run
+# at a time in the recipe's exp/ and data/ (lock_dir); stopping run.sh
+# (Ctrl-C, kill) stops every job it started; exp/log/ exists.
+recipe_begin() {
+  lock_dir exp
+  lock_dir data
+  trap _recipe_on_stop INT TERM
+  mkdir -p exp/log
+}
+_recipe_on_stop() {
+  local c
+  log "stopped: ending the jobs of this run"
+  for c in $(pgrep -P $$ || true); do kill_tree "$c" TERM; done
+  exit 130
+}
+
+# run_stage N "description" command...: run one stage of a recipe if it is
+# selected ($stage <= N <= $stop_stage, the recipe's options), timing it; a
+# stage that found everything up to date (no file under data/, exp/ or mfcc/
+# changed) leaves no line in exp/log/stage_times.log.
+run_stage() {
+  local n=$1 desc=$2 t0 stamp
+  shift 2
+  # shellcheck disable=SC2154  # $stage and $stop_stage are the recipe's options
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    log "Stage $n: $desc"
+    t0=$(date +%s)
+    stamp=$(mktemp)
+    "$@" &        # in the background, so that a signal reaches the trap at once
+    wait $!
+    if [ -n "$(find data exp mfcc -type f -newer "$stamp" ! -name '.lock*' -print -quit 2> /dev/null)" ]; then
+      echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
+    fi
+    rm -f "$stamp"
+  fi
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # CTC log-probabilities of a data dir from an end-to-end model (its
 # final.pt, config.yaml, units.txt): <dir>/logprobs.scp (per utterance a
-# (T', V) matrix, T' = frames after subsampling, column 0 = blank) and a copy
-# of units.txt, as steps/decode_ctc.sh reads them. Forward passes run in
-# --nj jobs (logs in <dir>/log/forward.JOB.log, with the real-time factor).
+# (T', V) matrix, T' = frames after subsampling, column 0 = blank), a copy
+# of units.txt and <dir>/subsampling (input frames per output frame), as
+# steps/decode_ctc.sh reads them. Forward passes run in --nj jobs (logs in
+# <dir>/log/forward.JOB.log, with the real-time factor).
 # <dir>/.forward.record says what the outputs were made from; a rerun skips
 # while it matches, and a redo is built in <dir>.next and replaces <dir>
 # only when complete.
@@ -45,6 +46,9 @@ for j in $(seq "$nj"); do
 done > "$next/logprobs.scp"
 rm -f "$next"/logprobs.*[0-9].scp
 cp "$nnet/units.txt" "$next/units.txt"
+# input frames per output frame (steps/decode_ctc.sh's real-time factor)
+python3 -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['model']['subsampling'])" \
+  "$nnet/config.yaml" > "$next/subsampling"
 [ ! -f "$nnet/unit_type" ] || cp "$nnet/unit_type" "$next/unit_type"
 replace_dir "$next" "$dir"
 step_done "$dir" forward "$record"

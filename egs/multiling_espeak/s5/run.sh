@@ -70,16 +70,7 @@ for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed n
 nnet_sets=()
 for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
 
-lock_dir exp
-lock_dir data
-on_stop() {
-  local c
-  log "stopped: ending the jobs of this run"
-  for c in $(pgrep -P $$ || true); do kill_tree "$c" TERM; done
-  exit 130
-}
-trap on_stop INT TERM
-mkdir -p exp/log
+recipe_begin   # utils/lib.sh: lock exp/ and data/, stop the jobs on Ctrl-C
 
 # The network config and every system's overrides are checked before any stage runs.
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -89,18 +80,6 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
       die_log exp/log/check_config.log "the network configuration is not usable"
   done
 fi
-
-run_stage() {
-  local n=$1 desc=$2 t0
-  shift 2
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    log "Stage $n: $desc"
-    t0=$(date +%s)
-    "$@" &        # in the background, so that a signal reaches on_stop at once
-    wait $!
-    echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" >> exp/log/stage_times.log
-  fi
-}
 
 stage0() {
   python3 local/make_espeak_corpus.py --out-dir data/local/espeak --data-dir data --hours "$hours" \
@@ -178,9 +157,7 @@ stage3() {
 
 # decode_lang NNET-DIR LANG: PER of one language's dev and test sets (LM weight chosen on dev)
 decode_lang() {
-  local nnet=$1 l=$2 s sub
-  sub=$(python3 -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['model']['subsampling'])" \
-    "$nnet/config.yaml")
+  local nnet=$1 l=$2 s
   for s in dev test; do
     steps/nnet/compute_ctc_logprobs.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" \
       "$nnet" "data/${s}_$l" "$nnet/logprobs_${s}_$l"
@@ -188,7 +165,7 @@ decode_lang() {
     # them as <unk>, so at LM weight > 0 they are all but excluded.
     steps/decode_ctc.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" --lm "data/local/lm_$l/lm.arpa" \
       --allow-missing-units true \
-      --lm-weights "$lm_weights" --beam "$beam" --subsampling "$sub" \
+      --lm-weights "$lm_weights" --beam "$beam" \
       "$nnet/logprobs_${s}_$l" "data/${s}_$l" "$nnet/decode_${s}_$l"
   done
   steps/score.sh --metric per "data/dev_$l" "$nnet/decode_dev_$l"

@@ -105,18 +105,7 @@ decode_opts=(--nj "$nj" --cmd "$decode_cmd" --force "$force")
 nnet_sets=()
 for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
 
-# One run at a time in this recipe's exp/ and data/ (utils/lib.sh lock_dir);
-# stopping run.sh (Ctrl-C, kill) stops every job it started.
-lock_dir exp
-lock_dir data
-on_stop() {
-  local c
-  log "stopped: ending the jobs of this run"
-  for c in $(pgrep -P $$ || true); do kill_tree "$c" TERM; done
-  exit 130
-}
-trap on_stop INT TERM
-mkdir -p exp/log
+recipe_begin   # utils/lib.sh: lock exp/ and data/, stop the jobs on Ctrl-C
 start_all=$(date +%s)
 
 # Every config file is checked before any stage runs, so that a typo stops
@@ -131,25 +120,6 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   fi
   rm -f "$check"
 fi
-
-# run_stage N "description" command...: run one stage if selected, timing
-# it; a stage that found everything up to date (no file under data/, exp/
-# or mfcc/ changed) leaves no line in exp/log/stage_times.log.
-run_stage() {
-  local n=$1 desc=$2 t0 stamp
-  shift 2
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    log "Stage $n: $desc"
-    t0=$(date +%s)
-    stamp=$(mktemp)
-    "$@" &        # in the background, so that a signal reaches on_stop at once
-    wait $!
-    if [ -n "$(find data exp mfcc -type f -newer "$stamp" ! -name '.lock*' -print -quit 2> /dev/null)" ]; then
-      echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
-    fi
-    rm -f "$stamp"
-  fi
-}
 
 stage0() {
   if [ "$timit" = db/timit ]; then local/download_timit_sample.sh db; fi

@@ -77,45 +77,12 @@ from .pieces import WORD_START, pieces_to_words
 
 logger = logging.getLogger(__name__)
 
-BLANK = "<blk>"
 LN10 = math.log(10.0)
 JOIN_MODES = ("auto", "none", "sep", "pieces")
 _NORM_TOL = 1e-2  # |logsumexp of a row| above this: not log-probabilities
 
 
 # ------------------------------------------------------------------ inputs
-def read_units(path: PathLike) -> List[str]:
-    """The units of a ``units.txt`` symbol table, in id order.
-
-    Raises:
-      ValueError: a malformed line, a repeated unit or id, ids that are not
-        0 .. V-1, or id 0 not the blank ``<blk>`` (naming file and line).
-    """
-    by_id: Dict[int, str] = {}
-    seen: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f"{path}:{lineno}: expected '<unit> <id>', got {line.rstrip()!r}")
-            unit, i = parts[0], int(parts[1])
-            if unit in seen:
-                raise ValueError(f"{path}:{lineno}: unit '{unit}' repeated (first on line {seen[unit]})")
-            if i in by_id:
-                raise ValueError(f"{path}:{lineno}: id {i} repeated")
-            by_id[i], seen[unit] = unit, lineno
-    if not by_id:
-        raise ValueError(f"{path}: no units")
-    if sorted(by_id) != list(range(len(by_id))):
-        missing = sorted(set(range(max(by_id) + 1)) - set(by_id))
-        raise ValueError(f"{path}: ids must be 0..{len(by_id) - 1} without gaps (missing {missing[:5]})")
-    if by_id[0] != BLANK:
-        raise ValueError(f"{path}: id 0 must be the CTC blank {BLANK}, got '{by_id[0]}'")
-    return [by_id[i] for i in range(len(by_id))]
-
-
 def read_lexicon(path: PathLike, units: Sequence[str]) -> List[Tuple[str, List[int]]]:
     """The (word, unit ids) pairs of a Kaldi ``lexicon.txt`` (``word u1 u2 ...``).
 

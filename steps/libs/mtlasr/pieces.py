@@ -151,13 +151,6 @@ def pieces_to_words(pieces: Iterable[str]) -> List[str]:
     return "".join(p for p in pieces if p != BLANK).replace(WORD_START, " ").split()
 
 
-def write_units(units: Sequence[str], path: PathLike) -> None:
-    """Write a Kaldi symbol table ``<unit> <id>`` (ids 0 .. V-1), atomically."""
-    with atomic_open(path) as f:
-        for i, u in enumerate(units):
-            f.write(f"{u} {i}\n")
-
-
 def write_vocab(coder: PieceCoder, path: PathLike) -> None:
     """Write sentencepiece's ``.vocab`` file (``piece<TAB>score``), atomically."""
     with atomic_open(path) as f:

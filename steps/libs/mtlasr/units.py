@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
@@ -33,16 +33,10 @@ def split_units(text: str, unit_type: str, space_symbol: str = "<space>") -> Lis
 
     Letters: each word's characters, with ``space_symbol`` between words.
     """
-    words = text.split()
-    if unit_type == "phone":
-        return words
-    if unit_type == "letter":
-        out: List[str] = []
-        for i, w in enumerate(words):
-            if i:
-                out.append(space_symbol)
-            out.extend(w)
-        return out
+    from .lm import to_units
+
+    if unit_type in ("phone", "letter"):  # the same units as the phone / letter LM of steps/train_lm.sh
+        return to_units(text.split(), "word" if unit_type == "phone" else "char", space_symbol)
     raise ValueError(f"unit type '{unit_type}': split_units handles phone and letter")
 
 
@@ -72,6 +66,38 @@ def write_units(units: Sequence[str], unit_type: str, out_dir: PathLike, space_s
         f.write(f"{unit_type} {space_symbol}\n" if unit_type == "letter" else f"{unit_type}\n")
 
 
+def read_units(path: PathLike) -> List[str]:
+    """The units of a ``units.txt`` symbol table, in id order.
+
+    Raises:
+      ValueError: a malformed line, a repeated unit or id, ids that are not
+        0 .. V-1, or id 0 not the blank ``<blk>`` (naming file and line).
+    """
+    by_id: Dict[int, str] = {}
+    seen: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f"{path}:{lineno}: expected '<unit> <id>', got {line.rstrip()!r}")
+            unit, i = parts[0], int(parts[1])
+            if unit in seen:
+                raise ValueError(f"{path}:{lineno}: unit '{unit}' repeated (first on line {seen[unit]})")
+            if i in by_id:
+                raise ValueError(f"{path}:{lineno}: id {i} repeated")
+            by_id[i], seen[unit] = unit, lineno
+    if not by_id:
+        raise ValueError(f"{path}: no units")
+    if sorted(by_id) != list(range(len(by_id))):
+        missing = sorted(set(range(max(by_id) + 1)) - set(by_id))
+        raise ValueError(f"{path}: ids must be 0..{len(by_id) - 1} without gaps (missing {missing[:5]})")
+    if by_id[0] != BLANK:
+        raise ValueError(f"{path}: id 0 must be the CTC blank {BLANK}, got '{by_id[0]}'")
+    return [by_id[i] for i in range(len(by_id))]
+
+
 class UnitTable:
     """The units of a unit directory, and transcript <-> id conversion.
 
@@ -86,18 +112,8 @@ class UnitTable:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no units.txt (make it with utils/prepare_units.sh "
                                     f"or steps/train_sentencepiece.sh)")
-        self.units: List[str] = []
-        self.index: Dict[str, int] = {}
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            f = line.split()
-            if not f:
-                continue
-            if len(f) != 2 or not f[1].isdigit() or int(f[1]) != len(self.units):
-                raise ValueError(f"{path}:{lineno}: expected '<unit> {len(self.units)}', got {line!r}")
-            self.units.append(f[0])
-            self.index[f[0]] = int(f[1])
-        if not self.units or self.units[0] != BLANK:
-            raise ValueError(f"{path}: the first unit must be the blank {BLANK} with id 0")
+        self.units: List[str] = read_units(path)
+        self.index: Dict[str, int] = {u: i for i, u in enumerate(self.units)}
         tpath = d / "unit_type"
         kind = tpath.read_text().split() if tpath.is_file() else ["phone"]
         self.unit_type = kind[0]
@@ -146,17 +162,4 @@ def _split_on(toks: List[str], sep: str) -> List[List[str]]:
             out.append([])
         else:
             out[-1].append(t)
-    return out
-
-
-def read_text(path: PathLike, utts: Optional[Iterable[str]] = None) -> Dict[str, str]:
-    """A Kaldi text file, utterance -> transcript (empty allowed)."""
-    out: Dict[str, str] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        f = line.split(maxsplit=1)
-        if f:
-            out[f[0]] = f[1].strip() if len(f) > 1 else ""
-    if utts is not None:
-        keep = set(utts)
-        out = {u: t for u, t in out.items() if u in keep}
     return out

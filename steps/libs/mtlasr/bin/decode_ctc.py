@@ -40,6 +40,7 @@ from pathlib import Path
 
 from mtlasr.cli import make_parser, program
 from mtlasr import ctc_decode
+from mtlasr.units import read_units
 from mtlasr.datadir import atomic_open, read_table
 from mtlasr.decode import parse_penalties, scoring_dir_name
 
@@ -104,7 +105,7 @@ def run(args):
 
     if args.frame_shift <= 0 or args.subsampling < 1:
         raise ValueError(f"--frame-shift must be > 0 and --subsampling >= 1, got {args.frame_shift}, {args.subsampling}")
-    units = ctc_decode.read_units(args.units)
+    units = read_units(args.units)
     grid, opts = settings(args)
     word_sep = args.word_sep or None
     if word_sep is not None and word_sep not in units:

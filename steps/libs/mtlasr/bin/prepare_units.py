@@ -34,17 +34,17 @@ def get_parser():
 def run(args):
     from pathlib import Path
 
-    from mtlasr.datadir import atomic_open
-    from mtlasr.units import make_units, read_text, split_units, write_units
+    from mtlasr.datadir import atomic_open, read_table
+    from mtlasr.units import make_units, split_units, write_units
 
     texts = args.texts
-    first = read_text(texts[0])
+    first = read_table(texts[0], allow_empty_value=True)
     if not first:
         raise ValueError(f"{texts[0]}: no transcripts")
     counts = make_units(first.values(), args.unit_type, args.space_symbol)
     units = list(counts)
     for t in texts[1:]:
-        for utt, line in read_text(t).items():
+        for utt, line in read_table(t, allow_empty_value=True).items():
             for u in split_units(line, args.unit_type, args.space_symbol):
                 if u not in counts:
                     if not args.allow_new:

@@ -126,14 +126,13 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     from mtlasr.features import load_features
     from mtlasr.nnet.seqdata import SequenceDataset
     from mtlasr.nnet.tasks import load_targets, source_path
-    from mtlasr.units import read_text
 
     fc = cfg["features"]
     feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
     tpath = Path(data_dir) / text_file
     if not tpath.is_file():
         raise FileNotFoundError(f"{what}: transcript file {tpath} does not exist (--text-file)")
-    texts = read_text(tpath, feats)
+    texts = {u: t for u, t in read_table(tpath, allow_empty_value=True).items() if u in feats}
     labels = {u: table.encode(t, u) for u, t in texts.items() if t}
     extra_feats = {}
     if extra_dir:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mtlasr.cli import make_parser, program
 from mtlasr import pieces
+from mtlasr.units import write_units
 from mtlasr.datadir import atomic_open
 
 logger = logging.getLogger("train_sentencepiece")
@@ -50,7 +51,8 @@ def run(args):
         f.write(model)
     coder = pieces.PieceCoder(out / "sp.model")
     pieces.write_vocab(coder, out / "sp.vocab")
-    pieces.write_units(coder.units(), out / "units.txt")
+    # units.txt (<blk> = 0, then the pieces in id order) and unit_type "piece", as mtlasr.units reads them
+    write_units(coder.units()[1:], "piece", out)
     n_utt, n_piece = pieces.encode_text_file(coder, args.text, out / "text")
     words = sorted({w for s in sentences for w in s.split()})
     lexicon = pieces.word_lexicon(coder, words)

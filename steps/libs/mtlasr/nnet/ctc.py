@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -79,16 +78,13 @@ def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
 
 
 def greedy_units(logits: torch.Tensor, out_lens: torch.Tensor) -> List[List[int]]:
-    """Best-path decoding: argmax per frame, repeats merged, blanks (0)
-    dropped (Graves et al. 2006 sec. 3.2). logits ``(B, T', V)``."""
+    """Best-path decoding of a batch: argmax per frame, then
+    :func:`mtlasr.ctc_decode.ctc_collapse` (repeats merged, blanks dropped).
+    logits ``(B, T', V)``, out_lens ``(B,)``."""
+    from ..ctc_decode import ctc_collapse
+
     best = logits.argmax(-1).cpu().numpy()
-    res = []
-    for row, n in zip(best, out_lens.tolist()):
-        r = row[:n]
-        keep = np.ones(len(r), dtype=bool)
-        keep[1:] = r[1:] != r[:-1]
-        res.append([int(u) for u in r[keep] if u != 0])
-    return res
+    return [ctc_collapse(row[:n]) for row, n in zip(best, out_lens.tolist())]
 
 
 def unit_errors(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> Tuple[int, int]:

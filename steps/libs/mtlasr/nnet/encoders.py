@@ -74,9 +74,9 @@ class ConvFrontEnd(nn.Module):
         convs: List[nn.Module] = []
         c_in, f = 1, input_dim
         for c, s in zip(channels, self.strides):
-            convs += [nn.Conv2d(c_in, c, 3, stride=(s, 2), padding=1), nn.ReLU()]
+            convs.append(nn.Conv2d(c_in, c, 3, stride=(s, 2), padding=1))
             c_in, f = c, (f + 1) // 2
-        self.convs = nn.Sequential(*convs)
+        self.convs = nn.ModuleList(convs)
         self.proj = nn.Linear(c_in * f, out_dim)
         self.dropout = nn.Dropout(dropout)
 
@@ -84,12 +84,11 @@ class ConvFrontEnd(nn.Module):
         if lengths is not None:  # zero the padding so that it reads as the convolution's own padding
             x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
         h = x.unsqueeze(1)
-        for i, layer in enumerate(self.convs):
-            h = layer(h)
-            if lengths is not None and isinstance(layer, nn.ReLU):
-                k = i // 2
-                ln = _strided_lengths(lengths, self.strides[: k + 1])
-                h = h * length_mask(ln, h.shape[2])[:, None, :, None].to(h.dtype)
+        for conv, s in zip(self.convs, self.strides):
+            h = torch.relu(conv(h))
+            if lengths is not None:
+                lengths = _strided_lengths(lengths, [s])
+                h = h * length_mask(lengths, h.shape[2])[:, None, :, None].to(h.dtype)
         b, c, t, f = h.shape
         return self.dropout(torch.relu(self.proj(h.transpose(1, 2).reshape(b, t, c * f))))
 
