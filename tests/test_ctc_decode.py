@@ -348,3 +348,32 @@ def test_decode_ctc_sh_usage():
     assert p.returncode == 0 and "Usage:" in p.stderr and "e.g.:" in p.stderr
     p = sh("steps/decode_ctc.sh a b")
     assert p.returncode == 1 and "Usage:" in p.stderr
+
+
+def test_decode_ctc_sh_missing_lm_is_a_clear_error(tmp_path, forward_dir):
+    data = tmp_path / "data"
+    write(data / "utt2spk", "s1_u1 s1\n")
+    write(data / "spk2utt", "s1 s1_u1\n")
+    dec = tmp_path / "dec"
+    p = sh(f"steps/decode_ctc.sh --nj 1 --lm {tmp_path}/no_lm.arpa {forward_dir} {data} {dec}")
+    assert p.returncode != 0 and "no_lm.arpa" in p.stderr and "Traceback" not in p.stderr
+    assert not dec.exists() or not any(dec.rglob("hyp.*"))
+
+
+def test_prepare_units_letters_and_lexicon(tmp_path):
+    write(tmp_path / "train" / "text", "u1 the cat\nu2 a dog's day\n")
+    write(tmp_path / "dev" / "text", "u3 the zoo\n")
+    write(tmp_path / "lm.txt", "the cat and the zoo\nthe dog's day\nthe café\n")
+    lang = tmp_path / "lang"
+    p = sh(f"utils/prepare_units.sh --unit-type letter --allow-new true --lexicon-text {tmp_path}/lm.txt "
+           f"{tmp_path}/train/text {tmp_path}/dev/text {lang}")
+    assert p.returncode == 0, p.stderr
+    units = [l.split()[0] for l in (lang / "units.txt").read_text().splitlines()]
+    assert units[0] == "<blk>" and "<space>" in units and "'" in units and "z" in units  # z: from dev
+    lex = (lang / "lexicon.txt").read_text(encoding="utf-8").splitlines()
+    # the LM words spelt with the units; 'and' (no n in the texts) and 'café' (é) are left out
+    assert "the t h e" in lex and "dog's d o g ' s" in lex and "zoo z o o" in lex
+    assert not any(l.startswith(("café ", "and ")) for l in lex) and lex == sorted(lex)
+    assert "2 left out" in p.stderr
+    p = sh(f"utils/prepare_units.sh --lexicon-text {tmp_path}/lm.txt {tmp_path}/train/text {tmp_path}/lang2")
+    assert p.returncode != 0 and "needs --unit-type letter" in p.stderr

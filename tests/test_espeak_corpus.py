@@ -222,6 +222,12 @@ def test_tiny_corpus_is_a_valid_kaldi_corpus(corpus):
     said = {" ".join(m.normalise_words(x)) for lang in ("en", "de", "es", "it")
             for x in m.load_sentences(tmp / "fortunes", lang, 3)}
     assert all(set(read(tmp / "data" / s / "text.words").values()) <= said for s in SETS)
+    # lm_text.<lang>: the language's usable sentences that the corpus did not use
+    used = {v for s in SETS for v in read(tmp / "data" / s / "text.words").values()}
+    for lang in ("en", "de", "es", "it"):
+        lm = (tmp / "out" / f"lm_text.{lang}").read_text(encoding="utf-8").splitlines()
+        usable = [" ".join(m.normalise_words(x)) for x in m.load_sentences(tmp / "fortunes", lang, 3)]
+        assert lm and lm == usable[len(usable) - len(lm):] and not set(lm) & used
     inventory = (tmp / "out" / "phone_inventory.txt").read_text(encoding="utf-8").splitlines()
     assert inventory[0] == "#phone en de es it" and all(len(x.split()) == 5 for x in inventory[1:])
     summary = (tmp / "out" / "summary").read_text()
@@ -245,7 +251,7 @@ def test_rerun_does_nothing_and_rebuild_is_byte_identical(corpus):
     from mtlasr.datadir import same_tree
     assert same_tree(data, tmp / "data.first")
     assert same_tree(out / "wav", tmp / "out.first" / "wav")
-    for f in ("phone_inventory.txt", "speakers.txt"):
+    for f in ("phone_inventory.txt", "speakers.txt", "lm_text.en"):
         assert (out / f).read_bytes() == (tmp / "out.first" / f).read_bytes()
     # Another seed: other sentences.
     run(*args[:-2], "--seed", "4", check=True)

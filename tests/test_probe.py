@@ -177,3 +177,27 @@ def test_cli_end_to_end(tiny_setup, caplog):
         assert probe_layers.main([str(bad), str(data), f"base={ckpts['base']}"]) == 1
     assert "utt2spk: no such file" in caplog.text
     assert not bad.exists()
+
+
+def test_layer_representations_of_a_ctc_model_read_whole_utterances():
+    """A CTC model (conv front end with time subsampling 2, then a BiLSTM) is
+    read whole: each layer gives ceil(T / 2) frames, equal to the trunk's own
+    output for that utterance alone, and the input (layer 0) is returned as is."""
+    from mtlasr.nnet.train import build_model
+
+    cfg = load_config(None, ["model.encoder=conv_blstm", "model.criterion=ctc", "model.num_layers=1",
+                             "model.cell_dim=8", "model.conv_channels=[4]", "model.conv_dim=8",
+                             "model.subsampling=2"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 6, 5)
+    feats, _ = synthetic(num_spk=2, per_spk=2)
+    reps = layer_representations(model, cfg, feats, [0, 1, 2])
+    for utt, x in feats.items():
+        t = x.shape[0]
+        assert np.array_equal(reps[0][utt], x)
+        with torch.no_grad():
+            model.eval()
+            want = model.trunk(torch.from_numpy(x)[None], upto=2)
+        for lay in (1, 2):
+            assert reps[lay][utt].shape == ((t + 1) // 2, model.trunk.output_dims[lay - 1])
+            np.testing.assert_allclose(reps[lay][utt], want[lay - 1][0].numpy(), rtol=1e-5, atol=1e-6)

@@ -265,7 +265,7 @@ def test_every_shipped_config_loads():
     assert recipes
     for root in recipes:
         models = sorted([*root.glob("lstm*.yaml"), *root.glob("ctc*.yaml")])  # LSTM-HMM and CTC models
-        tasks = sorted((root / "tasks").glob("*.yaml"))
+        tasks = sorted((root / "tasks").rglob("*.yaml"))  # tasks/<variant>/<task>.yaml too
         for m in models:
             load_config(m)
         for t in tasks:
@@ -274,7 +274,7 @@ def test_every_shipped_config_loads():
             for name, spec in cfg["tasks"].items():
                 resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
     names = [r.parent.parent.name for r in recipes]
-    assert "multiling_espeak" in names
+    assert "multiling_espeak" in names and "wsj" in names
     timit = recipes[names.index("timit")]
     assert len(list(timit.glob("lstm*.yaml"))) == 3 and len(list((timit / "tasks").glob("*.yaml"))) >= 7
 

@@ -25,7 +25,7 @@ corpus_seed=0                # sentence choice and order
 nj=4                         # parallel jobs
 nnet_config=conf/ctc_blstm.yaml
 nnet_opts=                   # config overrides for every system, e.g. "train.max_epochs=2"
-mtl_epochs=10                # epochs of the systems started from the pre-trained one (seed 004: 10)
+mtl_epochs=3                 # epochs of the systems started from the pre-trained one (seed 004: 10; conf/ctc_blstm_paper.yaml)
 systems="mono multi multi_cont multi_lr multi_sr multi_lr_sr"
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
 lm_order=3                   # per-language phone n-gram

@@ -70,6 +70,10 @@ Outputs:
   <out-dir>/summary               utterances, hours, speakers, phones per
                                   language, synthesis wall time and real-time
                                   factor (wall seconds / audio seconds)
+  <out-dir>/lm_text.<lang>        the language's usable sentences that were
+                                  not synthesised (words as in text.words, one
+                                  sentence per line): text for a word LM that
+                                  shares no sentence with the corpus
   <data-dir>/{train,dev,test}/    wav.scp (absolute paths), text (IPA phones),
                                   text.words, utt2spk, spk2utt, utt2lang,
                                   spk2gender, utt2dur (seconds)
@@ -429,7 +433,8 @@ def build(args: argparse.Namespace, speakers: List[Speaker], sentences: Dict[str
     utterance (language switch) is replaced by the speaker's next sentence.
 
     Returns: the kept jobs, the synthesiser (times), language -> reason ->
-      number of utterances dropped.
+      number of utterances dropped, language -> index of its first sentence
+      not taken (synthesised or dropped).
 
     Raises:
       ValueError: a language runs out of sentences before its share.
@@ -477,16 +482,17 @@ def build(args: argparse.Namespace, speakers: List[Speaker], sentences: Dict[str
                                     for lang in active)
     syn.progress(force=True)
     shutil.rmtree(syn.tmp, ignore_errors=True)
-    return kept, syn, dropped
+    return kept, syn, dropped, nxt
 
 
 # ---------------------------------------------------------------- outputs
 
 def write_outputs(args, speakers: List[Speaker], jobs: List[Job], syn: Synthesiser,
                   dropped: Dict[str, Dict[str, int]], sentences: Dict[str, List[str]], tmp_out: Path,
-                  versions: str) -> Dict[str, dict]:
-    """Inventory, speaker list and summary into ``tmp_out``; returns the
-    data-dir tables per set, with wav paths under the final ``--out-dir``."""
+                  versions: str, taken: Dict[str, int]) -> Dict[str, dict]:
+    """Inventory, speaker list, summary and LM texts (the sentences from
+    index ``taken[lang]`` on) into ``tmp_out``; returns the data-dir tables
+    per set, with wav paths under the final ``--out-dir``."""
     langs = list(sentences)
     final = Path(args.out_dir).resolve()
     tables = {s: {n: {} for n in DATA_FILES} for s in SETS}
@@ -515,6 +521,10 @@ def write_outputs(args, speakers: List[Speaker], jobs: List[Job], syn: Synthesis
         f.write("#phone " + " ".join(langs) + "\n")
         for ph in order:
             f.write(ph + " " + " ".join(str(counts[ph][lang]) for lang in langs) + "\n")
+    for lang in langs:
+        with atomic_open(tmp_out / f"lm_text.{lang}") as f:
+            for sentence in sentences[lang][taken[lang]:]:
+                f.write(" ".join(normalise_words(sentence)) + "\n")
     with atomic_open(tmp_out / "speakers.txt") as f:
         for spk in speakers:
             f.write(f"{spk.id} {spk.set} {spk.gender} {spk.variant} {spk.pitch} {spk.speed}\n")
@@ -527,12 +537,12 @@ def write_outputs(args, speakers: List[Speaker], jobs: List[Job], syn: Synthesis
     for s in SETS:
         n_spk = len(set(tables[s]["utt2spk"].values()))
         lines.append(f"{s:<6} {per_set[s][0]:>10} {per_set[s][1] / SAMPLE_RATE / 3600:6.3f} {n_spk:>9}")
-    lines += ["", "lang   utterances  hours  phones  dropped(switch,no-ipa)  sentences(available)"]
+    lines += ["", "lang   utterances  hours  phones  dropped(switch,no-ipa)  sentences(available)  lm_text"]
     for lang in langs:
         n_ph = sum(1 for p in order if counts[p][lang])
         lines.append(f"{lang:<6} {per_lang[lang][0]:>10} {per_lang[lang][1] / SAMPLE_RATE / 3600:6.3f} "
                      f"{n_ph:>7} {dropped[lang]['switch']:>15},{dropped[lang]['no-ipa']:<7} "
-                     f"{len(sentences[lang]):>21}")
+                     f"{len(sentences[lang]):>21}  {len(sentences[lang]) - taken[lang]:>7}")
     lines += ["", f"phones: {len(order)} in all, {len(shared)} shared by all languages: {' '.join(shared)}",
               f"synthesis: {syn.wall_s:.1f} s wall time with --nj {args.nj} for {total_s:.1f} s of audio: "
               f"real-time factor {syn.wall_s / max(total_s, 1e-9):.4f}"]
@@ -559,9 +569,10 @@ def tool_versions() -> Tuple[str, Optional[Path]]:
     return text, Path(m.group(1)) if m else None
 
 
-def outputs_complete(out_dir: Path, data_dir: Path) -> bool:
+def outputs_complete(out_dir: Path, data_dir: Path, langs: Sequence[str]) -> bool:
     """Whether every output file is present (the wavs of each wav.scp too)."""
-    if not all((out_dir / f).is_file() for f in ("summary", "phone_inventory.txt", "speakers.txt")):
+    if not all((out_dir / f).is_file() for f in ("summary", "phone_inventory.txt", "speakers.txt",
+                                                 *(f"lm_text.{lang}" for lang in langs))):
         return False
     for s in SETS:
         d = data_dir / s
@@ -627,7 +638,7 @@ def run(args: argparse.Namespace) -> int:
                f"out_dir={out_dir.resolve()} data_dir={data_dir.resolve()} tools={versions}")
     record = make_record(__file__, ROOT, options, trees=sorted(set(folders)))
     if (out_dir / RECORD).is_file() and (out_dir / RECORD).read_text() == record \
-            and outputs_complete(out_dir, data_dir):
+            and outputs_complete(out_dir, data_dir, args.languages):
         logger.info("%s and %s/{%s} are complete for these options; nothing to do", out_dir, data_dir,
                     ",".join(SETS))
         return 0
@@ -641,8 +652,8 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(tmp_out, ignore_errors=True)  # left by a run that was killed
     tmp_out.mkdir()
     try:
-        jobs, syn, dropped = build(args, speakers, sentences, tmp_out)
-        tables = write_outputs(args, speakers, jobs, syn, dropped, sentences, tmp_out, versions)
+        jobs, syn, dropped, taken = build(args, speakers, sentences, tmp_out)
+        tables = write_outputs(args, speakers, jobs, syn, dropped, sentences, tmp_out, versions, taken)
         (out_dir / RECORD).unlink(missing_ok=True)
         replace_dir(tmp_out, out_dir)
     except BaseException:

@@ -11,6 +11,12 @@ sorted order), <lang-dir>/unit_type and <lang-dir>/unit_counts (``<unit>
 <count>`` in the first text). Units of later texts (dev, test) that the first
 lacks are an error naming the utterance, unless --allow-new (then they are
 added and listed).
+
+--lexicon-text FILE (letters only): also write <lang-dir>/lexicon.txt, the
+spelling (``word l e t t e r s``) of every word of FILE (plain text, one
+sentence per line, e.g. an LM's training text), sorted, for decoding with a
+word LM (steps/decode_ctc.sh --lexicon). Words with a letter outside the
+units are left out and counted in the log.
 """
 
 import logging
@@ -28,6 +34,8 @@ def get_parser():
     p.add_argument("--unit-type", choices=("phone", "letter"), default="phone")
     p.add_argument("--space-symbol", default="<space>", help="word separator of letters (default %(default)s)")
     p.add_argument("--allow-new", action="store_true", help="add units seen only in later texts")
+    p.add_argument("--lexicon-text", default=None,
+                   help="letters: write lexicon.txt spelling the words of this plain text file")
     return p
 
 
@@ -38,6 +46,8 @@ def run(args):
     from mtlasr.units import make_units, split_units, write_units
 
     texts = args.texts
+    if args.lexicon_text and args.unit_type != "letter":
+        raise ValueError("--lexicon-text spells words in letters: it needs --unit-type letter")
     first = read_table(texts[0], allow_empty_value=True)
     if not first:
         raise ValueError(f"{texts[0]}: no transcripts")
@@ -60,6 +70,20 @@ def run(args):
             f.write(f"{u} {counts[u]}\n")
     logger.info("%s: %d %s units from %d utterances of %s", args.lang_dir, len(units), args.unit_type,
                 len(first), texts[0])
+    if args.lexicon_text:
+        words = set()
+        with open(args.lexicon_text, encoding="utf-8") as f:
+            for line in f:
+                words.update(line.split())
+        known = set(units)
+        kept = sorted(w for w in words if all(c in known for c in w) and w != args.space_symbol)
+        if not kept:
+            raise ValueError(f"{args.lexicon_text}: no word is spelt with the units of {texts[0]}")
+        with atomic_open(Path(args.lang_dir) / "lexicon.txt") as f:
+            for w in kept:
+                f.write(w + " " + " ".join(w) + "\n")
+        logger.info("%s/lexicon.txt: %d words of %s (%d left out: a letter outside the units)",
+                    args.lang_dir, len(kept), args.lexicon_text, len(words) - len(kept))
     return 0
 
 

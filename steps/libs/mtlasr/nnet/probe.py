@@ -21,9 +21,11 @@ layer or a one-hidden-layer MLP, trained full-batch. A frame-level variant
 log-probabilities) is available with ``pooling="frame"``.
 
 Each frame's representation is the one the network computes at decoding
-time: utterances are cut into the training/decoding chunks
-(:mod:`mtlasr.nnet.data`, left context and label delay included) and the
-labelled output positions are stitched back together.
+time: for a frame-level (cross-entropy) model, utterances are cut into the
+training/decoding chunks (:mod:`mtlasr.nnet.data`, left context and label
+delay included) and the labelled output positions are stitched back
+together; a CTC model (``model.criterion: ctc``) reads each utterance whole,
+and a subsampling layer gives fewer frames than the input.
 """
 
 from __future__ import annotations
@@ -86,13 +88,16 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
       model: an :class:`mtlasr.nnet.model.AcousticModel` (e.g. from
         :func:`mtlasr.nnet.train.load_for_inference`); run in eval mode
         under ``torch.no_grad`` (its mode is restored afterwards).
-      cfg: its config; ``cfg["chunk"]`` gives the chunk geometry.
+      cfg: its config; ``cfg["chunk"]`` gives the chunk geometry of a
+        frame-level model; a CTC model (``cfg["model"]["criterion"] ==
+        "ctc"``) reads whole utterances.
       feats: utterance -> ``(T, D) float32`` features, normalised as in
         training (``cfg["features"]``).
       layers: 1-based layer indices; 0 gives the input features themselves.
       device: where the model runs; one utterance (all its chunks) per batch.
-    Returns: layer -> utterance -> ``(T, H) float32`` (H = the trunk's
-      output size), in the order of ``feats``.
+    Returns: layer -> utterance -> ``(T_l, H_l) float32`` (H_l = the
+      layer's output size; T_l = T, or for CTC encoders that subsample,
+      the layer's output frames), in the order of ``feats``.
     Raises: ValueError for a layer outside 0..num_layers or an utterance
       with no frames.
     """
@@ -100,7 +105,8 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
     for lay in layers:
         if isinstance(lay, bool) or not isinstance(lay, (int, np.integer)) or not 0 <= lay <= num_layers:
             raise ValueError(f"layer {lay!r} does not exist: the model has {num_layers} shared layers")
-    spec = ChunkSpec(**cfg["chunk"])
+    whole = cfg.get("model", {}).get("criterion") == "ctc"
+    spec = None if whole else ChunkSpec(**cfg["chunk"])
     upto = max(layers)
     device = torch.device(device)
     out: Dict[int, Dict[str, np.ndarray]] = {int(lay): {} for lay in layers}
@@ -112,11 +118,17 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
                 t = x.shape[0]
                 if t == 0:
                     raise ValueError(f"utterance {utt} has no frames")
-                outs = (model.trunk(utterance_chunks(np.asarray(x, dtype=np.float32), spec).to(device), upto=upto)
-                        if upto > 0 else [])
+                x32 = np.asarray(x, dtype=np.float32)
+                if upto == 0:
+                    outs = []
+                elif whole:
+                    outs = [h[0] for h in model.trunk(torch.from_numpy(x32)[None].to(device), upto=upto,
+                                                     lengths=torch.tensor([t], device=device))]
+                else:
+                    outs = [unchunk(h, spec, t) for h in
+                            model.trunk(utterance_chunks(x32, spec).to(device), upto=upto)]
                 for lay in out:
-                    out[lay][utt] = (np.array(x, dtype=np.float32) if lay == 0 else
-                                     unchunk(outs[lay - 1], spec, t).float().cpu().numpy())
+                    out[lay][utt] = np.array(x32) if lay == 0 else outs[lay - 1].float().cpu().numpy()
     finally:
         model.train(was_training)
     return out
