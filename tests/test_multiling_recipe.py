@@ -42,6 +42,12 @@ def test_tiny_recipe_ends_with_the_per_table(recipe):
             per = float(re.match(r"[\d.]+", c).group())
             assert 0.0 <= per <= 200.0
     assert "Missing decodes" not in table
+    # Fig. 4: one column per multilingual system, a Fisher ratio per label
+    assert (recipe / "exp" / "results" / "fig4.png").stat().st_size > 5000
+    rows = [l.split("\t") for l in (recipe / "exp" / "results" / "fig4.tsv").read_text().splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [(s_, lab) for s_ in ("multi", "multi_lr", "multi_sr", "multi_lr_sr")
+                                            for lab in ("language", "speaker")]
+    assert all(float(r[2]) >= 0 for r in rows)
     # the test sets use the LM weight chosen on dev
     for l in ("en", "de", "es", "it"):
         d = recipe / "exp" / "ctc_multi_lr_s0"
@@ -91,3 +97,24 @@ def test_unit_outside_the_inventory_names_the_utterance(tmp_path):
     ids = lt.encode("ab ba")
     assert lt.decode(ids) == "ab ba"
     assert np.array_equal(ids, [1, 2, 3, 2, 1])
+
+
+def test_fig4_fisher_ratio_and_pca():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_fig4", RECIPE / "local" / "plot_fig4.py")
+    fig4 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fig4)
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 50 + ["b"] * 50
+    noise = rng.standard_normal((100, 8))
+    apart = noise + np.array([[4.0] + [0.0] * 7] * 50 + [[-4.0] + [0.0] * 7] * 50)
+    # separated classes: between-class scatter 100 * 16 against about 100 * 8 within
+    assert 1.5 < fig4.fisher_ratio(apart, labels) < 2.5
+    assert fig4.fisher_ratio(noise, labels) < 0.1
+    with pytest.raises(ValueError, match="two classes"):
+        fig4.fisher_ratio(noise, ["a"] * 100)
+    xy = fig4.pca2(apart)
+    assert xy.shape == (100, 2)
+    # the first component is the direction that separates the classes
+    assert abs(np.corrcoef(xy[:, 0], apart[:, 0])[0, 1]) > 0.95

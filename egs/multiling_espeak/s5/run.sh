@@ -8,7 +8,8 @@
 # (monolingual baselines, multilingual CTC pre-training with a language
 # curriculum, then multi-task systems initialised from it), 4 decoding with
 # the language's phone LM (LM weight chosen on dev) and PER scoring, 5 the
-# per-language PER table (Table 3) in exp/results/table3.md.
+# per-language PER table (Table 3) in exp/results/table3.md and Fig. 4
+# (PCA of the conv front end's utterance means) in exp/results/fig4.png.
 #
 # A rerun skips finished work and resumes unfinished work. Naming a stage
 # (--stage N) redoes stages N..stop-stage from scratch.
@@ -44,7 +45,7 @@ Systems (exp/ctc_<system>_s<seed>):
   multi_lr     multi + language recognition behind a GRL (beta 20)          (ASR+LR)
   multi_sr     multi + speaker recognition behind a GRL (beta 5)            (ASR+SR)
   multi_lr_sr  both (beta 10 and 2.5)                                       (ASR+LR+SR)
-Stages: 0 corpus, 1 features, 2 units + LMs, 3 training, 4 decoding + PER, 5 table.
+Stages: 0 corpus, 1 features, 2 units + LMs, 3 training, 4 decoding + PER, 5 table + Fig. 4.
 Settings: --config FILE (--option=value lines, e.g. conf/tiny.conf) and the options."
 
 [ -f ./path.sh ] && . ./path.sh
@@ -188,10 +189,21 @@ stage4() {
 }
 
 stage5() {
+  local seed=${seeds%% *} sys models=()
   mkdir -p exp/results
   python3 local/make_table3.py --languages "$languages" --systems "$systems" --seeds "$seeds" \
     --out exp/results/table3.md exp
   cat exp/results/table3.md
+  # Fig. 4: the conv front end's utterance means (PCA) of the first seed's
+  # multilingual systems on the test set, by language and by speaker
+  for sys in multi multi_lr multi_sr multi_lr_sr; do
+    case " $systems " in *" $sys "*) models+=("$sys=exp/ctc_${sys}_s$seed") ;; esac
+  done
+  if [ "${#models[@]}" -gt 0 ]; then
+    python3 local/plot_fig4.py exp/results/fig4.png data/test "${models[@]}" > exp/log/fig4.log 2>&1 ||
+      die_log exp/log/fig4.log "Fig. 4 failed"
+    log "wrote exp/results/fig4.png (Fisher ratios: exp/results/fig4.tsv)"
+  fi
 }
 
 run_stage 0 "corpus synthesis (espeak-ng)" stage0
@@ -199,5 +211,5 @@ run_stage 1 "MFCC + CMVN" stage1
 run_stage 2 "units, language subsets, phone LMs" stage2
 run_stage 3 "training" stage3
 run_stage 4 "decoding + PER" stage4
-run_stage 5 "table" stage5
+run_stage 5 "table, Fig. 4" stage5
 log "done"
