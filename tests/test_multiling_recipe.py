@@ -118,3 +118,22 @@ def test_fig4_fisher_ratio_and_pca():
     assert xy.shape == (100, 2)
     # the first component is the direction that separates the classes
     assert abs(np.corrcoef(xy[:, 0], apart[:, 0])[0, 1]) > 0.95
+
+
+def test_english_lstm_hmm_beside_its_gmm(recipe):
+    """local/run_hmm_english.sh: seed 000's pipeline (13-dim MFCC, monophone
+    GMM, alignments, LSTM-HMM, HCLG decoding, PER) on the English subset;
+    the 40-dim CTC features of data/*_en are left as they were."""
+    before = (recipe / "data" / "train_en" / "feats.scp").read_bytes()
+    sh("local/run_hmm_english.sh --nnet-opts 'model.num_layers=1 model.cell_dim=16 model.proj_dim=8 "
+       "train.max_epochs=1'", recipe, timeout=900)
+    res = (recipe / "exp" / "hmm_en" / "results.md").read_text()
+    for name in ("monophone GMM-HMM", "LSTM-HMM"):
+        row = next(l for l in res.splitlines() if l.startswith(f"| {name} |"))
+        dev, test = [float(c.split()[0]) for c in row.strip("|").split("|")[1:3]]
+        assert 0 <= dev <= 150 and 0 <= test <= 150
+    assert (recipe / "data" / "train_en" / "feats.scp").read_bytes() == before
+    assert (recipe / "data" / "hmm_en" / "train" / "feats.scp").exists()
+    p = sh("local/run_hmm_english.sh --nnet-opts 'model.num_layers=1 model.cell_dim=16 model.proj_dim=8 "
+           "train.max_epochs=1'", recipe, timeout=300)
+    assert "training exp/" not in p.stderr  # a rerun redoes nothing
