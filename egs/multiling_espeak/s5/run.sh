@@ -26,6 +26,7 @@ corpus_seed=0                # sentence choice and order
 nj=4                         # parallel jobs
 nnet_config=conf/ctc_blstm.yaml
 nnet_opts=                   # config overrides for every system, e.g. "train.max_epochs=2"
+mono_epochs=                 # epochs of each monolingual baseline (default: the config's train.max_epochs)
 mtl_epochs=3                 # epochs of the systems started from the pre-trained one (seed 004: 10; conf/ctc_blstm_paper.yaml)
 systems="mono multi multi_cont multi_lr multi_sr multi_lr_sr"
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
@@ -68,6 +69,7 @@ for s in $systems; do
   case "$s" in mono|multi|multi_cont|multi_lr|multi_sr|multi_lr_sr) ;; *) die "--systems: unknown system '$s' (see --help)" ;; esac
 done
 for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed number"; done
+[ -z "$mono_epochs" ] || [[ $mono_epochs =~ ^[1-9][0-9]*$ ]] || die "--mono-epochs must be a positive integer"
 nnet_sets=()
 for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
 
@@ -126,7 +128,7 @@ train_system() {
   case "$sys" in
     mono)
       for l in "${langs[@]}"; do
-        steps/nnet/train.sh "${common[@]}" --set "train.curriculum=[]" \
+        steps/nnet/train.sh "${common[@]}" --set "train.curriculum=[]" ${mono_epochs:+--set "train.max_epochs=$mono_epochs"} \
           "data/train_$l" data/lang_ctc "data/dev_$l" data/lang_ctc "exp/ctc_mono_${l}_s$seed"
       done ;;
     multi)
