@@ -150,11 +150,15 @@ train_system() {
 }
 
 stage3() {
-  local seed sys
+  local seed sys first
   for seed in $seeds; do
-    # the multi-task systems start from the pre-trained multilingual model
-    case " $systems " in *" multi_"*) train_system multi "$seed" ;; esac
-    for sys in $systems; do train_system "$sys" "$seed"; done
+    # the multi-task systems start from the pre-trained multilingual model,
+    # trained first (once: with --stage, a second call would retrain it)
+    first=
+    case " $systems " in *" multi_"*) train_system multi "$seed"; first=multi ;; esac
+    for sys in $systems; do
+      [ "$sys" = "$first" ] || train_system "$sys" "$seed"
+    done
   done
 }
 
