@@ -41,6 +41,8 @@ lm_weights="0.5 1 1.5 2 3"   # LM weights tried on dev (word decoding)
 word_scores="0 1 2"          # word insertion scores tried on dev
 beam=50
 probe_seeds="0 1 2"
+probe_data=                  # speakers to probe (default: data/train_extra if there is one, else the test set)
+probe_held_out=20            # utterances per speaker the probe is tested on
 device=auto
 help_message="Usage: $0 [options]
 e.g.: $0                                              # the espeak-ng demo (about 2 h of English)
@@ -226,16 +228,22 @@ stage4() {
 }
 
 # Fig. 2: how well a probe identifies the speaker from each fork layer of the
-# first seed's baseline, MT and AL models, on held-out utterances of the
-# test speakers (speakers no network was trained on).
+# first seed's baseline, MT and AL models, on held-out utterances of
+# speakers none of them was trained on: the speaker-only voices of the demo
+# (only the semi-supervised systems saw them), else the test set.
 stage5() {
-  local seed=${seeds%% *} f sys models=()
+  local seed=${seeds%% *} sys models=() pdata=$probe_data
   for sys in base mt_in mt_mid mt_out al_in al_mid al_out; do
     case " $systems " in *" $sys "*) models+=("$sys=exp/ctc_${sys}_s$seed") ;; esac
   done
   [ "${#models[@]}" -gt 0 ] || { log "no baseline, MT or AL system: no probe"; return 0; }
+  if [ -z "$pdata" ]; then
+    pdata=data/$test
+    [ -f data/train_extra/feats.scp ] && pdata=data/train_extra
+  fi
   python3 -m mtlasr.bin.probe_layers --layers "input $forks" --seeds "$probe_seeds" --num-threads 1 \
-    "exp/probe_spk_s$seed" "data/$test" "${models[@]}" 2>&1 | tee "exp/log/probe_s$seed.log"
+    --held-out-per-speaker "$probe_held_out" "exp/probe_spk_s$seed" "$pdata" "${models[@]}" \
+    > "exp/log/probe_s$seed.log" 2>&1 || die_log "exp/log/probe_s$seed.log" "the speaker probe failed"
 }
 
 stage6() {
