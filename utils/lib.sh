@@ -244,11 +244,14 @@ _recipe_on_stop() {
 
 # run_stage N "description" command...: run one stage of a recipe if it is
 # selected ($stage <= N <= $stop_stage, the recipe's options), timing it; a
-# stage that found everything up to date (no file under data/, exp/ or mfcc/
-# changed) leaves no line in exp/log/stage_times.log.
+# stage that found everything up to date (no file under the dirs of
+# $stage_watch, default "data exp mfcc", changed) leaves no line in
+# $stage_times (default exp/log/stage_times.log). A script that runs beside
+# a recipe in its own dirs sets both (local/run_hmm_english.sh).
 run_stage() {
-  local n=$1 desc=$2 t0 stamp
+  local n=$1 desc=$2 t0 stamp watch times=${stage_times:-exp/log/stage_times.log}
   shift 2
+  read -r -a watch <<< "${stage_watch:-data exp mfcc}"
   # shellcheck disable=SC2154  # $stage and $stop_stage are the recipe's options
   if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
     log "Stage $n: $desc"
@@ -256,8 +259,9 @@ run_stage() {
     stamp=$(mktemp)
     "$@" &        # in the background, so that a signal reaches the trap at once
     wait $!
-    if [ -n "$(find data exp mfcc -type f -newer "$stamp" ! -name '.lock*' -print -quit 2> /dev/null)" ]; then
-      echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a exp/log/stage_times.log >&2
+    if [ -n "$(find "${watch[@]}" -type f -newer "$stamp" ! -name '.lock*' ! -name "$(basename "$times")" \
+                 -print -quit 2> /dev/null)" ]; then
+      echo "stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a "$times" >&2
     fi
     rm -f "$stamp"
   fi

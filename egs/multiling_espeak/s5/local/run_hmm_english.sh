@@ -224,34 +224,19 @@ EOF
     echo "Machine: $(getconf _NPROCESSORS_ONLN) CPU cores, training device $(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")') (auto);" \
          "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}; step times in $exp/log/stage_times.log; $(date '+%Y-%m-%d')."
   } > "$out.tmp"
-  atomic_mv "$out.tmp" "$out"
+  # replaced only when it changed (an up-to-date rerun then leaves no stage time)
+  if cmp -s "$out.tmp" "$out"; then rm -f "$out.tmp"; else atomic_mv "$out.tmp" "$out"; fi
   cat "$out"
 }
 
-# run_step N DESCRIPTION FUNCTION: run stage N if selected, timing it in
-# $exp/log/stage_times.log (run.sh's run_stage writes exp/log, which run.sh
-# holds; this one writes only under $exp).
-run_step() {
-  local n=$1 desc=$2 t0 stamp
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    log "Stage $n: $desc"
-    t0=$(date +%s)
-    stamp=$(mktemp)
-    "$3" &        # in the background, so that a signal reaches the trap at once
-    wait $!
-    # A stage that found everything up to date leaves no line (results.md is always rewritten).
-    if [ -n "$(find "$data" "$exp" mfcc_hmm -type f -newer "$stamp" ! -name '.lock*' ! -name 'results.md' \
-                 ! -name stage_times.log -print -quit 2> /dev/null)" ]; then
-      echo "$(date '+%Y-%m-%d %H:%M:%S') stage $n ($desc): $(( $(date +%s) - t0 )) s" | tee -a "$exp/log/stage_times.log" >&2
-    fi
-    rm -f "$stamp"
-  fi
-}
-
-run_step 1 "data dirs, 13-dim MFCC, CMVN" stage1
-run_step 2 "dict, lang, phone LM, G" stage2
-run_step 3 "monophone GMM, alignments, graph, GMM decoding" stage3
-run_step 4 "LSTM-HMM training" stage4
-run_step 5 "LSTM-HMM decoding" stage5
-run_step 6 "PER scoring and results" stage6
+# run_stage (utils/lib.sh) times each stage in $exp/log/stage_times.log,
+# watching only this script's dirs (run.sh holds exp/log).
+stage_times=$exp/log/stage_times.log
+stage_watch="$data $exp mfcc_hmm"
+run_stage 1 "data dirs, 13-dim MFCC, CMVN" stage1
+run_stage 2 "dict, lang, phone LM, G" stage2
+run_stage 3 "monophone GMM, alignments, graph, GMM decoding" stage3
+run_stage 4 "LSTM-HMM training" stage4
+run_stage 5 "LSTM-HMM decoding" stage5
+run_stage 6 "PER scoring and results" stage6
 log "done in $(( $(date +%s) - start_all )) s (step times: $exp/log/stage_times.log)"
