@@ -363,3 +363,17 @@ def test_score_sh_ties_cer_and_errors(tmp_path, data_dir):
     (d / ".decode.record").unlink()
     p = score_sh(data_dir, d)
     assert p.returncode != 0 and ".decode.record" in p.stderr
+
+
+def test_read_summary_reads_what_summary_line_writes(tmp_path):
+    from mtlasr.scoring import read_summary, summary_line
+
+    c = ErrorCounts(320, 50, 30, 20)
+    for metric in ("wer", "per", "cer"):
+        f = tmp_path / metric
+        f.write_text(summary_line(c, "exp/x/hyp.txt", metric) + "\n")
+        assert read_summary(f) == (100, 320)
+    assert read_summary(tmp_path / "absent") is None
+    (tmp_path / "bad").write_text("WER is 3\n")
+    with pytest.raises(ValueError, match="bad: not an error-rate summary line"):
+        read_summary(tmp_path / "bad")

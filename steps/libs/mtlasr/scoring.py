@@ -37,6 +37,8 @@ import dataclasses
 import logging
 import math
 import os
+import re
+from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import kaldialign
@@ -350,6 +352,20 @@ def summary_line(counts: ErrorCounts, name: str, metric: str = DEFAULT_METRIC) -
     (``%PER`` / ``%CER`` for the other metrics)."""
     return (f"%{check_metric(metric).upper()} {counts.rate:.2f} [ {counts.errors} / "
             f"{counts.ref_len}, {counts.ins} ins, {counts.dele} del, {counts.sub} sub ] {name}")
+
+
+def read_summary(path: PathLike) -> Optional[Tuple[int, int]]:
+    """(errors, reference tokens) of a :func:`summary_line` file (a decode
+    dir's ``wer``, ``per`` or ``cer``), or None if the file does not exist.
+
+    Raises: ValueError naming the file when it holds no summary line."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    m = re.search(r"%(?:WER|PER|CER)\s+[\d.]+\s+\[\s*(\d+)\s*/\s*(\d+)", path.read_text())
+    if not m:
+        raise ValueError(f"{path}: not an error-rate summary line")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _spk_table(result: ScoreResult, metric: str) -> str:

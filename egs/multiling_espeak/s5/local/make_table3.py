@@ -14,10 +14,12 @@ its cell empty ("-") and is listed under the table.
 """
 
 import argparse
-import re
 import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "steps" / "libs"))
+from mtlasr.scoring import read_summary  # noqa: E402
 
 # Seed 004 Table 3, test PER (%) of the languages this corpus shares with
 # the paper (English from TED, German and Spanish from GlobalPhone; the
@@ -33,21 +35,6 @@ PAPER = {
 ROWS = {"mono": "Baseline (monolingual)", "multi": "CTC pre-train (multilingual)",
         "multi_cont": "pre-train + more epochs (control)", "multi_lr": "ASR+LR (GRL)",
         "multi_sr": "ASR+SR (GRL)", "multi_lr_sr": "ASR+LR+SR (GRL)"}
-LINE = re.compile(r"%PER\s+([\d.]+)\s+\[\s*(\d+)\s*/\s*(\d+)")
-
-
-def read_per(path: Path):
-    """(errors, reference phones) of a ``per`` file, or None if absent.
-
-    Raises: ValueError naming the file when its line is not a PER summary."""
-    if not path.is_file():
-        return None
-    m = LINE.search(path.read_text())
-    if not m:
-        raise ValueError(f"{path}: not a PER summary line")
-    return int(m.group(2)), int(m.group(3))
-
-
 def cell(vals):
     if not vals:
         return "-"
@@ -80,7 +67,7 @@ def main(argv=None):
             complete = True
             for l in langs:
                 d = exp / (f"ctc_mono_{l}_s{seed}" if sys_ == "mono" else f"ctc_{sys_}_s{seed}") / f"decode_test_{l}"
-                r = read_per(d / "per")
+                r = read_summary(d / "per")
                 if r is None:
                     missing.append(str(d / "per"))
                     complete = False

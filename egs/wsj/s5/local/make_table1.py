@@ -17,10 +17,12 @@ listed under the table.
 """
 
 import argparse
-import re
 import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "steps" / "libs"))
+from mtlasr.scoring import read_summary  # noqa: E402
 
 # Seed 002 Table 1 (LER / WER on Nov'93 dev and Nov'92 eval).
 PAPER = {
@@ -32,19 +34,10 @@ PAPER = {
 ROWS = {"base": "Baseline", "mt_in": "Mult. IN", "mt_mid": "Mult. MID", "mt_out": "Mult. OUT",
         "al_in": "Adv. IN", "al_mid": "Adv. MID", "al_out": "Adv. OUT",
         "semi_in": "Semi. IN", "semi_mid": "Semi. MID", "semi_out": "Semi. OUT"}
-LINE = re.compile(r"%(?:WER|CER|PER)\s+([\d.]+)\s+\[\s*(\d+)\s*/\s*(\d+)")
-
-
 def read_rate(path: Path):
-    """Error rate (%) of a steps/score.sh summary file, or None if absent.
-
-    Raises: ValueError naming the file when it holds no summary line."""
-    if not path.is_file():
-        return None
-    m = LINE.search(path.read_text())
-    if not m:
-        raise ValueError(f"{path}: not an error-rate summary line")
-    return 100.0 * int(m.group(2)) / max(int(m.group(3)), 1)
+    """Error rate (%) of a steps/score.sh summary file, or None if absent."""
+    r = read_summary(path)
+    return None if r is None else 100.0 * r[0] / max(r[1], 1)
 
 
 def cell(vals):
