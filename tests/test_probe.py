@@ -13,8 +13,8 @@ from mtlasr.bin import probe_layers
 from mtlasr.features import cmvn_stats
 from mtlasr.nnet.config import load_config
 from mtlasr.nnet.model import AcousticModel
-from mtlasr.nnet.probe import (evaluate_layers, layer_representations, probe_accuracy, resolve_layers,
-                               split_by_speaker, train_probe)
+from mtlasr.nnet.probe import (combine_models, evaluate_layers, layer_representations, probe_accuracy,
+                               resolve_layers, split_by_speaker, train_probe)
 
 CHUNK = {"chunk": 10, "left": 5, "delay": 2}
 
@@ -91,6 +91,22 @@ def test_train_probe_deterministic_and_errors():
         layer_representations(tiny_model(), {"chunk": CHUNK}, feats, [3])
 
 
+def test_combine_models():
+    def res(mean, std):
+        return {1: {"accs": [mean - std, mean + std], "acc_mean": mean, "acc_std": std, "n_test": 4,
+                    "n_speakers": 2, "chance_uniform": 0.5, "chance_majority": 0.5}}
+    one = combine_models([res(0.8, 0.1)])
+    assert one[1]["acc_mean"] == 0.8 and one[1]["acc_std"] == 0.1 and one[1]["n_models"] == 1
+    three = combine_models([res(0.6, 0.1), res(0.8, 0.3), res(1.0, 0.2)])[1]
+    assert three["acc_mean"] == pytest.approx(0.8) and three["acc_std"] == pytest.approx(0.2)
+    assert three["accs"] == [0.6, 0.8, 1.0] and three["n_models"] == 3
+    assert three["probe_std"] == pytest.approx(0.2) and three["n_test"] == 4
+    with pytest.raises(ValueError, match="no model"):
+        combine_models([])
+    with pytest.raises(ValueError, match=r"model 1 was probed on layers \[2\]"):
+        combine_models([res(0.5, 0), {2: res(0.5, 0)[1]}])
+
+
 def test_resolve_layers():
     assert resolve_layers("all", 3) == [1, 2, 3]
     assert resolve_layers("first mid last", 3) == [1, 2, 3]
@@ -154,12 +170,25 @@ def test_cli_end_to_end(tiny_setup, caplog):
                             f"base={ckpts['base']}", f"mt={ckpts['mt']}/final.pt"])
     assert rc == 0
     rows = [line.split("\t") for line in (out / "probe.tsv").read_text().splitlines()]
-    assert rows[0] == ["system", "layer", "acc_mean", "acc_std", "n_test", "n_speakers"]
+    assert rows[0] == ["system", "layer", "acc_mean", "acc_std", "n_test", "n_speakers", "n_models"]
     assert [(r[0], r[1]) for r in rows[1:]] == [("base", "1"), ("base", "2"), ("mt", "1"), ("mt", "2")]
-    assert all(0 <= float(r[2]) <= 1 and r[4] == "8" and r[5] == "4" for r in rows[1:])
+    assert all(0 <= float(r[2]) <= 1 and r[4] == "8" and r[5] == "4" and r[6] == "1" for r in rows[1:])
     md = (out / "probe.md").read_text()
     assert "| system | layer 1 | layer 2 |" in md and "| base | " in md and "| mt | " in md
-    assert "±" in md and "Chance: 25.0%" in md
+    assert "±" in md and "Chance: 25.0%" in md and "over probe seeds" in md
+
+    # one system of two models (training seeds): the mean of the two models'
+    # own results, the std over the two
+    both = tmp / "probe_both"
+    assert probe_layers.main(["--seeds", "0 1", "--epochs", "50", str(both), str(data),
+                              f"pair={ckpts['base']},{ckpts['mt']}"]) == 0
+    pair = [line.split("\t") for line in (both / "probe.tsv").read_text().splitlines()[1:]]
+    for lay, r in zip((1, 2), pair):
+        b, m = (float(x[2]) for x in rows[1:] if x[1] == str(lay))
+        assert r[:2] == ["pair", str(lay)] and r[6] == "2"
+        assert float(r[2]) == pytest.approx((b + m) / 2, abs=1e-4)
+        assert float(r[3]) == pytest.approx(abs(b - m) / np.sqrt(2), abs=1e-4)
+    assert "over the 2 models (training seeds)" in (both / "probe.md").read_text()
     assert (out / "probe.png").stat().st_size > 1000
     assert not list(out.glob("*.tmp*"))
 
@@ -169,8 +198,12 @@ def test_cli_end_to_end(tiny_setup, caplog):
     assert "final.pt" in caplog.text and "'3' does not exist" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.ERROR):
-        assert probe_layers.main([str(bad), str(data), f"x={tmp}/nowhere"]) == 1
+        assert probe_layers.main([str(bad), str(data), f"x={ckpts['base']},{tmp}/nowhere"]) == 1
     assert "nowhere: no such checkpoint" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert probe_layers.main([str(bad), str(data), f"x={ckpts['base']},"]) == 1
+    assert "is not <name>=" in caplog.text
     caplog.clear()
     (data / "utt2spk").unlink()
     with caplog.at_level(logging.ERROR):

@@ -5,7 +5,7 @@ projected on their first two principal components, coloured by language
 (top row) and by speaker (bottom row), one column per system.
 
 Usage:
-  local/plot_fig4.py [options] <out.png> <data-dir> <name>=<exp-dir> [<name>=<exp-dir> ...]
+  local/plot_fig4.py [options] <out.png> <data-dir> <name>=<exp-dir>[,<exp-dir>...] [<name>=<...> ...]
 
   e.g.: local/plot_fig4.py exp/results/fig4.png data/test \\
           multi=exp/ctc_multi_s0 multi_lr=exp/ctc_multi_lr_s0 multi_sr=exp/ctc_multi_sr_s0 \\
@@ -16,8 +16,11 @@ Each panel also gives the ratio of between-class to within-class variance
 of the utterance means in the full representation space (a Fisher ratio:
 trace(S_b) / trace(S_w), S_b the scatter of the class means about the
 global mean weighted by class size, S_w the scatter about the class means;
-lower = more invariant to that label). The figures are printed and written
-beside the PNG as <out>.tsv (system, label, ratio).
+lower = more invariant to that label). A system given as several
+comma-separated exp dirs (its training seeds) is drawn from the first; its
+Fisher ratios are the mean and sample std over all of them. The figures are
+printed and written beside the PNG as <out>.tsv (system, label, mean ratio,
+std, number of models, the ratio of each model).
 """
 
 import argparse
@@ -56,7 +59,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_png")
     p.add_argument("data_dir")
-    p.add_argument("systems", nargs="+", metavar="NAME=EXP-DIR")
+    p.add_argument("systems", nargs="+", metavar="NAME=EXP-DIR[,EXP-DIR...]")
     p.add_argument("--layer", type=int, default=1, help="shared layer (1 = the conv front end; default %(default)s)")
     p.add_argument("--num-threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -66,7 +69,8 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mtlasr.datadir import read_table
+    from mtlasr.datadir import atomic_open, read_table
+    from mtlasr.plot import save
     from mtlasr.features import load_features
     from mtlasr.nnet.probe import layer_representations
     from mtlasr.nnet.train import load_for_inference
@@ -77,46 +81,57 @@ def main(argv=None):
     utt2spk = read_table(data / "utt2spk")
     systems = []
     for s in a.systems:
-        name, sep, d = s.partition("=")
-        if not sep:
-            raise SystemExit(f"plot_fig4.py: '{s}' is not NAME=EXP-DIR")
-        ckpt = Path(d) / "final.pt" if Path(d).is_dir() else Path(d)
-        systems.append((name, ckpt))
+        name, sep, dirs = s.partition("=")
+        if not sep or not name or "" in dirs.split(","):
+            raise SystemExit(f"plot_fig4.py: '{s}' is not NAME=EXP-DIR[,EXP-DIR...]")
+        ckpts = [Path(d) / "final.pt" if Path(d).is_dir() else Path(d) for d in dirs.split(",")]
+        for c in ckpts:
+            if not c.is_file():
+                raise SystemExit(f"plot_fig4.py: {c}: no such checkpoint (system '{name}')")
+        systems.append((name, ckpts))
     feats_cache = {}
     fig, axes = plt.subplots(2, len(systems), figsize=(3.6 * len(systems), 7.0), squeeze=False)
     rows = []
-    for j, (name, ckpt) in enumerate(systems):
-        model, cfg = load_for_inference(ckpt, "cpu")
-        fc = cfg["features"]
-        key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
-        if key not in feats_cache:
-            feats_cache[key] = load_features(data, norm_vars=key[0], delta_order=key[1])
-        reps = layer_representations(model, cfg, feats_cache[key], [a.layer])[a.layer]
-        utts = list(reps)
-        x = np.stack([reps[u].mean(0) for u in utts])
-        xy = pca2(x)
-        for i, (label, table) in enumerate((("language", utt2lang), ("speaker", utt2spk))):
-            lab = [table[u] for u in utts]
-            ratio = fisher_ratio(x, lab)
-            rows.append((name, label, ratio))
+    labels = (("language", utt2lang), ("speaker", utt2spk))
+    for j, (name, ckpts) in enumerate(systems):
+        ratios = {label: [] for label, _ in labels}
+        for k, ckpt in enumerate(ckpts):
+            model, cfg = load_for_inference(ckpt, "cpu")
+            fc = cfg["features"]
+            key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
+            if key not in feats_cache:
+                feats_cache[key] = load_features(data, norm_vars=key[0], delta_order=key[1])
+            reps = layer_representations(model, cfg, feats_cache[key], [a.layer])[a.layer]
+            utts = list(reps)
+            x = np.stack([reps[u].mean(0) for u in utts])
+            for label, table in labels:
+                ratios[label].append(fisher_ratio(x, [table[u] for u in utts]))
+            if k == 0:
+                xy, drawn = pca2(x), utts
+        for i, (label, table) in enumerate(labels):
+            r = np.array(ratios[label])
+            std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+            rows.append((name, label, float(r.mean()), std, r.tolist()))
+            lab = [table[u] for u in drawn]
             ax = axes[i, j]
             for c in sorted(set(lab)):
                 m = np.array([v == c for v in lab])
                 ax.scatter(xy[m, 0], xy[m, 1], s=5, alpha=0.6, label=c)
-            ax.set_title(f"{name}: by {label}\nFisher ratio {ratio:.2f}", fontsize=9)
+            spread = f" ± {std:.2f} ({len(r)} seeds)" if len(r) > 1 else ""
+            ax.set_title(f"{name}: by {label}\nFisher ratio {r.mean():.2f}{spread}", fontsize=9)
             ax.tick_params(labelsize=7)
             if j == len(systems) - 1:
                 ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"Utterance means of layer {a.layer} ({data}), first two principal components", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"Utterance means of layer {a.layer} ({data}), first two principal components"
+                 + (" (of each system's first model)" if any(len(c) > 1 for _, c in systems) else ""), fontsize=10)
     out = Path(a.out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    with open(out.with_suffix(".tsv"), "w", encoding="utf-8") as f:
-        f.write("system\tlabel\tfisher_ratio\n")
-        for name, label, ratio in rows:
-            f.write(f"{name}\t{label}\t{ratio:.4f}\n")
-            print(f"{name}\t{label}\tFisher ratio {ratio:.3f}")
+    save(fig, out, dpi=110)
+    with atomic_open(out.with_suffix(".tsv")) as f:
+        f.write("system\tlabel\tfisher_ratio\tfisher_std\tn_models\tper_model\n")
+        for name, label, ratio, std, each in rows:
+            f.write(f"{name}\t{label}\t{ratio:.4f}\t{std:.4f}\t{len(each)}\t{','.join(f'{v:.4f}' for v in each)}\n")
+            print(f"{name}\t{label}\tFisher ratio {ratio:.3f} ± {std:.3f} ({len(each)} models)")
     return 0
 
 

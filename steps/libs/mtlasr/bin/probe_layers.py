@@ -2,10 +2,12 @@
 of one or more acoustic models (seed 002, Adi et al., sec. 4.2, Fig. 2).
 
 Usage:
-  python3 -m mtlasr.bin.probe_layers [options] <out-dir> <data-dir> <name>=<exp-dir-or-final.pt> [<name>=<...> ...]
+  python3 -m mtlasr.bin.probe_layers [options] <out-dir> <data-dir> <name>=<exp-dir-or-final.pt>[,<...>] [<name>=<...> ...]
 
   e.g.: python3 -m mtlasr.bin.probe_layers --layers "first mid last" exp/probe_spk data/train \\
           baseline=exp/lstm mt=exp/lstm_spk_mt adv=exp/lstm_spk_adv/final.pt
+        python3 -m mtlasr.bin.probe_layers exp/probe_spk_s0_1_2 data/test \\
+          base=exp/ctc_base_s0,exp/ctc_base_s1,exp/ctc_base_s2
 
 For every system, the per-frame outputs of the chosen shared layers are
 computed for every utterance of <data-dir> with the decoding-time chunks,
@@ -16,12 +18,16 @@ is trained on them to identify the speaker. For every speaker,
 the same in training and test; speakers with too few utterances are used
 for training only). Each probe seed draws its own held-out utterances and
 initialisation; accuracies are reported as mean and sample std over seeds.
+A system given as several comma-separated models (its training seeds) is
+probed model by model; its accuracy is then the mean over models of each
+model's mean over probe seeds, and the std is over models (the spread over
+training seeds; mtlasr.nnet.probe.combine_models).
 Layer names (first, mid, last) are resolved per model; layer 0 ("input")
 is the normalised input features, a reference (with per-speaker CMVN their
 utterance means carry almost no speaker information).
 
 Writes <out-dir>/probe.tsv (``system layer acc_mean acc_std n_test
-n_speakers``, accuracies as fractions), <out-dir>/probe.md (systems by
+n_speakers n_models``, accuracies as fractions), <out-dir>/probe.md (systems by
 layers, "acc ± std" in percent, chance levels and the command line) and
 <out-dir>/probe.png (accuracy against layer, one line per system, chance
 dashed). Lower accuracy = more speaker-invariant layer.
@@ -56,40 +62,51 @@ def get_parser():
     p.add_argument("--weight-decay", type=float, default=1e-3, help="L2 on the probe weights (default %(default)s)")
     p.add_argument("--device", default="cpu", help="where the acoustic models run (default %(default)s)")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
-    p.add_argument("systems", nargs="+", metavar="NAME=EXP-DIR-OR-FINAL.PT")
+    p.add_argument("systems", nargs="+", metavar="NAME=EXP-DIR-OR-FINAL.PT[,...]")
     return p
 
 
 def parse_systems(items):
-    """``name=path`` -> ordered {name: checkpoint path}; a directory means its final.pt.
+    """``name=path[,path...]`` -> ordered {name: [checkpoint paths]}; a
+    directory means its final.pt; several paths are models of one system
+    (e.g. its training seeds).
 
     Raises: ValueError for a malformed item or a repeated name;
     FileNotFoundError naming a missing checkpoint.
     """
     out = {}
     for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"system '{item}' is not <name>=<exp-dir-or-final.pt>")
+        name, sep, paths = item.partition("=")
+        if not sep or not name or not paths or "" in paths.split(","):
+            raise ValueError(f"system '{item}' is not <name>=<exp-dir-or-final.pt>[,<exp-dir-or-final.pt>...]")
         if name in out:
             raise ValueError(f"system name '{name}' given twice")
-        ckpt = Path(path) / "final.pt" if Path(path).is_dir() else Path(path)
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: no such checkpoint (system '{name}'; "
-                                    "give an exp dir with final.pt or a .pt file)")
-        out[name] = ckpt
+        out[name] = []
+        for path in paths.split(","):
+            ckpt = Path(path) / "final.pt" if Path(path).is_dir() else Path(path)
+            if not ckpt.is_file():
+                raise FileNotFoundError(f"{ckpt}: no such checkpoint (system '{name}'; "
+                                        "give an exp dir with final.pt or a .pt file)")
+            out[name].append(ckpt)
     return out
 
 
 def write_markdown(path, results, layers, chance, n_test, n_spk, args, command):
     from mtlasr.datadir import atomic_open
 
+    n_models = sorted({int(r.get("n_models", 1)) for res in results.values() for r in res.values()})
+    if n_models == [1]:
+        spread = "mean ± std over probe seeds"
+    else:
+        spread = (f"mean ± std over the {'/'.join(map(str, n_models))} models (training seeds) of each system, "
+                  "each model's accuracy being its mean over probe seeds")
+
     head = "| system | " + " | ".join("input" if lay == 0 else f"layer {lay}" for lay in layers) + " |"
     lines = [f"# Speaker probe accuracy per layer ({args.data_dir})", "",
              f"Probe: {'linear' if args.hidden == 0 else f'{args.hidden}-unit MLP'}, "
              f"{args.pooling} pooling, seeds {args.seeds}; {n_test} test utterances "
-             f"({args.held_out_per_speaker} per speaker) of {n_spk} speakers. Accuracy in %, mean ± std "
-             "over seeds (lower = less speaker information).", "",
+             f"({args.held_out_per_speaker} per speaker) of {n_spk} speakers. Accuracy in %, {spread} "
+             "(lower = less speaker information).", "",
              head, "|" + "---|" * (len(layers) + 1)]
     for name, res in results.items():
         cells = [f"{100 * res[lay]['acc_mean']:.1f} ± {100 * res[lay]['acc_std']:.1f}" if lay in res else "–"
@@ -128,7 +145,7 @@ def main(argv=None):
 
     from mtlasr.datadir import atomic_open, read_table
     from mtlasr.features import load_features
-    from mtlasr.nnet.probe import evaluate_layers, layer_representations, resolve_layers
+    from mtlasr.nnet.probe import combine_models, evaluate_layers, layer_representations, resolve_layers
     from mtlasr.nnet.train import load_for_inference
 
     command = " ".join(shlex.quote(a) for a in ["python3", "-m", "mtlasr.bin.probe_layers"]
@@ -146,40 +163,50 @@ def main(argv=None):
             raise FileNotFoundError(f"{u2s_path}: no such file (the probe needs the speakers of {args.data_dir})")
         utt2spk = read_table(u2s_path)
         models = {}
-        for name, ckpt in systems.items():  # load and check every system before the long part
-            model, cfg = load_for_inference(ckpt, device)
-            try:
-                lays = resolve_layers(args.layers, len(model.trunk.layers))
-            except ValueError as e:
-                raise ValueError(f"{ckpt}: {e}") from None
-            models[name] = (model, cfg, lays)
+        for name, ckpts in systems.items():  # load and check every model before the long part
+            models[name] = []
+            for ckpt in ckpts:
+                model, cfg = load_for_inference(ckpt, device)
+                try:
+                    lays = resolve_layers(args.layers, len(model.trunk.layers))
+                except ValueError as e:
+                    raise ValueError(f"{ckpt}: {e}") from None
+                models[name].append((ckpt, model, cfg, lays))
         feats_cache, results = {}, {}
-        for name, (model, cfg, lays) in models.items():
-            fc = cfg["features"]
-            key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
-            if key not in feats_cache:
-                feats_cache[key] = load_features(args.data_dir, norm_vars=key[0], delta_order=key[1])
-            t1 = time.time()
-            reps = layer_representations(model, cfg, feats_cache[key], lays, device)
-            t2 = time.time()
-            results[name] = evaluate_layers(reps, utt2spk, seeds, args.held_out_per_speaker, hidden=args.hidden,
-                                            epochs=args.epochs, lr=args.lr, pooling=args.pooling,
-                                            weight_decay=args.weight_decay)
-            for lay, r in results[name].items():
-                logger.info("%s layer %d: speaker accuracy %.1f%% ± %.1f (%d test utterances, %d speakers)",
-                            name, lay, 100 * r["acc_mean"], 100 * r["acc_std"], r["n_test"], r["n_speakers"])
-            logger.info("%s: representations %.1f s, probes %.1f s", name, t2 - t1, time.time() - t2)
-            del reps
+        for name, group in models.items():
+            per_model = []
+            for ckpt, model, cfg, lays in group:
+                fc = cfg["features"]
+                key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
+                if key not in feats_cache:
+                    feats_cache[key] = load_features(args.data_dir, norm_vars=key[0], delta_order=key[1])
+                t1 = time.time()
+                reps = layer_representations(model, cfg, feats_cache[key], lays, device)
+                t2 = time.time()
+                per_model.append(evaluate_layers(reps, utt2spk, seeds, args.held_out_per_speaker,
+                                                 hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+                                                 pooling=args.pooling, weight_decay=args.weight_decay))
+                for lay, r in per_model[-1].items():
+                    logger.info("%s (%s) layer %d: speaker accuracy %.1f%% ± %.1f (%d test utterances, %d speakers)",
+                                name, ckpt, lay, 100 * r["acc_mean"], 100 * r["acc_std"], r["n_test"],
+                                r["n_speakers"])
+                logger.info("%s (%s): representations %.1f s, probes %.1f s", name, ckpt, t2 - t1, time.time() - t2)
+                del reps
+            try:
+                results[name] = combine_models(per_model)
+            except ValueError as e:
+                raise ValueError(f"system '{name}': {e}") from None
     except (OSError, KeyError, ValueError) as e:
         logger.error("%s", e)
         return 1
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(out / "probe.tsv") as f:
-        f.write("system\tlayer\tacc_mean\tacc_std\tn_test\tn_speakers\n")
+        f.write("system\tlayer\tacc_mean\tacc_std\tn_test\tn_speakers\tn_models\n")
         for name, res in results.items():
             for lay, r in res.items():
-                f.write(f"{name}\t{lay}\t{r['acc_mean']:.4f}\t{r['acc_std']:.4f}\t{r['n_test']}\t{r['n_speakers']}\n")
+                f.write(f"{name}\t{lay}\t{r['acc_mean']:.4f}\t{r['acc_std']:.4f}\t{r['n_test']}\t{r['n_speakers']}"
+                        f"\t{r['n_models']}\n")
     first = next(iter(next(iter(results.values())).values()))
     chance = (first["chance_uniform"], first["chance_majority"])
     layers = sorted({lay for res in results.values() for lay in res})

@@ -338,3 +338,35 @@ def evaluate_layers(reps: Mapping[int, Mapping[str, np.ndarray]], utt2spk: Mappi
                     "n_test": n_test, "n_speakers": n_spk,
                     "chance_uniform": float(np.mean(chance_u)), "chance_majority": float(np.mean(chance_m))}
     return out
+
+
+def combine_models(per_model: Sequence[Mapping[int, Mapping[str, object]]]) -> Dict[int, Dict[str, object]]:
+    """Pool the probe results of several models of one system (training seeds).
+
+    Args:
+      per_model: one :func:`evaluate_layers` result per model, all probed on
+        the same layers and data.
+    Returns: layer -> the fields of :func:`evaluate_layers`, where ``accs``
+      holds each model's mean over probe seeds and ``acc_mean`` / ``acc_std``
+      are their mean and sample std (the spread over training seeds; for a
+      single model the result is returned unchanged, its std being over probe
+      seeds); ``probe_std`` is the mean within-model std over probe seeds and
+      ``n_models`` the number of models.
+    Raises: ValueError for no model or models probed on different layers.
+    """
+    if not per_model:
+        raise ValueError("combine_models: no model")
+    layers = set(per_model[0])
+    for i, res in enumerate(per_model[1:], 1):
+        if set(res) != layers:
+            raise ValueError(f"combine_models: model {i} was probed on layers {sorted(res)}, "
+                             f"model 0 on {sorted(layers)}")
+    out: Dict[int, Dict[str, object]] = {}
+    for lay in sorted(layers):
+        rs = [res[lay] for res in per_model]
+        means = [float(r["acc_mean"]) for r in rs]
+        out[lay] = dict(rs[0])
+        out[lay].update(n_models=len(rs), probe_std=float(np.mean([float(r["acc_std"]) for r in rs])))
+        if len(rs) > 1:
+            out[lay].update(accs=means, acc_mean=float(np.mean(means)), acc_std=float(np.std(means, ddof=1)))
+    return out
