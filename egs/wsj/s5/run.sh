@@ -231,10 +231,16 @@ stage4() {
 # first seed's baseline, MT and AL models, on held-out utterances of
 # speakers none of them was trained on: the speaker-only voices of the demo
 # (only the semi-supervised systems saw them), else the test set.
+# the speaker probe of every seed's models: each system's accuracy per layer
+# is the mean over its seeds (each the mean over --probe-seeds), the spread
+# the std over its seeds
+probe_dir=exp/probe_spk_s${seeds// /_}
 stage5() {
-  local seed=${seeds%% *} sys models=() pdata=$probe_data
+  local seed sys dirs models=() pdata=$probe_data
   for sys in base mt_in mt_mid mt_out al_in al_mid al_out; do
-    case " $systems " in *" $sys "*) models+=("$sys=exp/ctc_${sys}_s$seed") ;; esac
+    dirs=
+    for seed in $seeds; do dirs+="${dirs:+,}exp/ctc_${sys}_s$seed"; done
+    case " $systems " in *" $sys "*) models+=("$sys=$dirs") ;; esac
   done
   [ "${#models[@]}" -gt 0 ] || { log "no baseline, MT or AL system: no probe"; return 0; }
   if [ -z "$pdata" ]; then
@@ -242,14 +248,14 @@ stage5() {
     [ -f data/train_extra/feats.scp ] && pdata=data/train_extra
   fi
   python3 -m mtlasr.bin.probe_layers --layers "input $forks" --seeds "$probe_seeds" --num-threads 1 \
-    --held-out-per-speaker "$probe_held_out" "exp/probe_spk_s$seed" "$pdata" "${models[@]}" \
-    > "exp/log/probe_s$seed.log" 2>&1 || die_log "exp/log/probe_s$seed.log" "the speaker probe failed"
+    --held-out-per-speaker "$probe_held_out" "$probe_dir" "$pdata" "${models[@]}" \
+    > "exp/log/$(basename "$probe_dir").log" 2>&1 || die_log "exp/log/$(basename "$probe_dir").log" "the speaker probe failed"
 }
 
 stage6() {
   mkdir -p exp/results
   python3 local/make_table1.py --systems "$systems" --seeds "$seeds" --dev "$dev" --test "$test" \
-    --probe "exp/probe_spk_s${seeds%% *}" --out exp/results/table1.md exp
+    --probe "$probe_dir" --out exp/results/table1.md exp
   cat exp/results/table1.md
 }
 
