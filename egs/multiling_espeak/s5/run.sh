@@ -195,15 +195,18 @@ stage4() {
 }
 
 stage5() {
-  local seed=${seeds%% *} sys models=()
+  local seed sys dirs models=()
   mkdir -p exp/results
   python3 local/make_table3.py --languages "$languages" --systems "$systems" --seeds "$seeds" \
     --out exp/results/table3.md exp
   cat exp/results/table3.md
-  # Fig. 4: the conv front end's utterance means (PCA) of the first seed's
-  # multilingual systems on the test set, by language and by speaker
+  # Fig. 4: the conv front end's utterance means of the multilingual systems
+  # on the test set, by language and by speaker: the PCA of the first seed's
+  # models, the Fisher ratios mean +- std over the seeds
   for sys in multi multi_lr multi_sr multi_lr_sr; do
-    case " $systems " in *" $sys "*) models+=("$sys=exp/ctc_${sys}_s$seed") ;; esac
+    dirs=
+    for seed in $seeds; do dirs+="${dirs:+,}exp/ctc_${sys}_s$seed"; done
+    case " $systems " in *" $sys "*) models+=("$sys=$dirs") ;; esac
   done
   if [ "${#models[@]}" -gt 0 ]; then
     python3 local/plot_fig4.py exp/results/fig4.png data/test "${models[@]}" > exp/log/fig4.log 2>&1 ||
