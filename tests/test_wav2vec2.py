@@ -1,0 +1,161 @@
+"""The wav2vec2 encoder (seed 003): the same outputs as transformers' own
+forward, padding that changes nothing, checkpoints saved and reloaded, and
+clear errors for broken checkpoint directories."""
+
+import json
+
+import pytest
+import torch
+
+from mtlasr.nnet.wav2vec2 import Wav2Vec2Encoder, check_checkpoint_dir, load_wav2vec2, normalise_waveform
+
+# a few hundred thousand parameters, the standard conv strides (320 samples per token)
+TINY = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64,
+        "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2,
+        "hidden_dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0, "feat_proj_dropout": 0.0,
+        "layerdrop": 0.0, "mask_time_prob": 0.0}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_encoder(seed=0, **kw):
+    torch.manual_seed(seed)
+    return Wav2Vec2Encoder(load_wav2vec2(w2v2_config={**TINY, **kw.pop("config", {})}), **kw).eval()
+
+
+def frames(t, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(t, 160, generator=g) * 0.1
+
+
+def test_matches_transformers_forward():
+    """Our layer-by-layer forward equals Wav2Vec2Model's on one utterance."""
+    for stable in (False, True):
+        enc = tiny_encoder(config={"do_stable_layer_norm": stable,
+                                   "feat_extract_norm": "layer" if stable else "group"})
+        x = frames(50, 1)
+        outs = enc(x[None])
+        assert len(outs) == 4 and [o.shape for o in outs] == [(1, 24, 32)] * 4
+        assert int(enc.output_lengths(torch.tensor([50]), 4)[0]) == 24  # 8000 samples -> 24 tokens
+        wav = normalise_waveform(x.reshape(1, -1), torch.tensor([8000]))
+        ref = enc.layers[0].feature_extractor  # the same modules as the wrapped model's
+        with torch.no_grad():
+            model = load_wav2vec2(w2v2_config={**TINY, "do_stable_layer_norm": stable,
+                                               "feat_extract_norm": "layer" if stable else "group"})
+            model.load_state_dict(_state_of(enc, model))
+            model.eval()
+            assert model.feature_extractor.conv_layers[0].conv.weight.equal(ref.conv_layers[0].conv.weight)
+            want = model(wav).last_hidden_state
+        assert torch.allclose(outs[-1], want, atol=1e-5), (outs[-1] - want).abs().max()
+
+
+def _state_of(enc, model):
+    """The wrapped model's state dict rebuilt from the encoder's modules."""
+    sd = {}
+    for k, v in enc.layers[0].state_dict().items():
+        sd[k] = v
+    for i, layer in enumerate(enc.layers[1:]):
+        for k, v in layer.state_dict().items():
+            sd[f"encoder.layers.{i}.{k}"] = v
+    for k, v in enc.pos_conv_embed.state_dict().items():
+        sd[f"encoder.pos_conv_embed.{k}"] = v
+    for k, v in enc.layer_norm.state_dict().items():
+        sd[f"encoder.layer_norm.{k}"] = v
+    if "masked_spec_embed" in model.state_dict():
+        sd["masked_spec_embed"] = model.state_dict()["masked_spec_embed"]
+    return sd
+
+
+def test_padding_changes_no_valid_output_and_cls_prefix():
+    for cls in (False, True):
+        enc = tiny_encoder(cls_token=cls)
+        a, b = frames(50, 1), frames(31, 2)
+        x = torch.zeros(2, 50, 160)
+        x[0], x[1, :31] = a, b
+        lens = torch.tensor([50, 31])
+        outs, prefix = enc(x, lengths=lens, return_prefix=True)
+        n = enc.output_lengths(lens, 4)
+        assert n.tolist() == [24, 15]
+        alone_b, pre_b = enc(b[None], return_prefix=True)
+        for layer in range(4):
+            assert outs[layer].shape[1] == 24
+            assert torch.allclose(outs[layer][1, :15], alone_b[layer][0], atol=1e-5)
+            assert outs[layer][1, 15:].abs().max() == 0
+        assert prefix[0] is None
+        if cls:
+            assert all(p.shape == (2, 32) for p in prefix[1:])
+            assert torch.allclose(prefix[3][1], pre_b[3][0], atol=1e-5)
+        else:
+            assert prefix == [None] * 4
+        assert len(enc(x, upto=2, lengths=lens)) == 2
+
+
+def test_frozen_feature_encoder_and_errors():
+    enc = tiny_encoder()
+    assert not any(p.requires_grad for p in enc.layers[0].feature_extractor.parameters())
+    assert all(p.requires_grad for p in enc.layers[0].feature_projection.parameters())
+    assert all(p.requires_grad for p in tiny_encoder(freeze_feature_encoder=False).parameters())
+    with pytest.raises(ValueError, match="161 samples, expected 160"):
+        enc(torch.zeros(1, 10, 161))
+    with pytest.raises(ValueError, match="receptive field"):
+        enc(torch.zeros(1, 2, 160))
+    with pytest.raises(ValueError, match="unknown Wav2Vec2Config field.*hiden_size"):
+        load_wav2vec2(w2v2_config={"hiden_size": 8})
+
+
+def test_checkpoint_saved_and_reloaded_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = load_wav2vec2(w2v2_config=TINY)
+    model.save_pretrained(tmp_path / "ckpt")
+    info = check_checkpoint_dir(tmp_path / "ckpt")
+    assert info["config"]["hidden_size"] == 32 and info["weight_bytes"] > 100_000
+    enc_a = Wav2Vec2Encoder(model).eval()
+    enc_b = Wav2Vec2Encoder(load_wav2vec2(str(tmp_path / "ckpt"))).eval()
+    x = frames(40, 3)[None]
+    for oa, ob in zip(enc_a(x), enc_b(x)):
+        assert torch.equal(oa, ob)
+    # dropout-like fields may be overridden, the architecture may not
+    assert load_wav2vec2(str(tmp_path / "ckpt"), {"layerdrop": 0.1}).config.layerdrop == 0.1
+    with pytest.raises(ValueError, match="hidden_size would change the architecture"):
+        load_wav2vec2(str(tmp_path / "ckpt"), {"hidden_size": 64})
+
+
+def test_broken_checkpoint_directories(tmp_path):
+    torch.manual_seed(0)
+    load_wav2vec2(w2v2_config=TINY).save_pretrained(tmp_path / "ok")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint directory"):
+        check_checkpoint_dir(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
+        load_wav2vec2(str(tmp_path / "empty"))
+    cfg = json.loads((tmp_path / "ok" / "config.json").read_text())
+    bad = tmp_path / "bert"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "bert"}))
+    with pytest.raises(ValueError, match="model_type is 'bert'"):
+        check_checkpoint_dir(bad)
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON file"):
+        check_checkpoint_dir(bad)
+    noweights = tmp_path / "noweights"
+    noweights.mkdir()
+    (noweights / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        check_checkpoint_dir(noweights)
+    # a config that does not describe the saved weights
+    mism = tmp_path / "mismatch"
+    mism.mkdir()
+    for f in (tmp_path / "ok").iterdir():
+        (mism / f.name).write_bytes(f.read_bytes())
+    (mism / "config.json").write_text(json.dumps({**cfg, "hidden_size": 48, "intermediate_size": 96}))
+    with pytest.raises(ValueError, match="mismatch"):
+        load_wav2vec2(str(mism))
+    (mism / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 4}))
+    with pytest.raises(ValueError, match="missing_keys"):
+        load_wav2vec2(str(mism))
