@@ -10,7 +10,9 @@ import torch
 from mtlasr.nnet.config import load_config
 from mtlasr.nnet.data import ChunkDataset, ChunkSpec
 from mtlasr.nnet.model import AcousticModel
-from mtlasr.nnet.tasks import TaskTargets, load_targets, mse_loss, resolve_fork, source_path, task_spec
+from mtlasr.nnet.model import CosineLinear, Head
+from mtlasr.nnet.tasks import (TaskTargets, aam_logits, aam_loss, load_targets, mse_loss, resolve_fork, source_path,
+                               task_loss, task_spec)
 from mtlasr.nnet.train import Trainer, load_for_inference
 
 IVEC = {"targets": "utt_vector", "source": "exp/ivectors_{set}/ivectors.scp", "weight": 1e-4}
@@ -118,6 +120,66 @@ def test_mse_is_half_squared_error_per_frame():
     mask = torch.tensor([[True, True, False]])
     # frames 1 and 2 count: 0.5 * (1 + 4) and 0.5 * (1 + 1)
     assert mse_loss(pred, tgt, mask).item() == pytest.approx((2.5 + 1.0) / 2)
+
+
+def test_aam_softmax_against_a_hand_computation():
+    """ArcFace eq. 3 with seed 003's s = 30, m = 0.2, worked by hand."""
+    import math
+
+    cos = torch.tensor([[0.8, 0.6, -0.2], [0.1, -0.99, 0.3]])
+    target = torch.tensor([[0, 0], [1, 1]])  # per frame; the pooled loss takes the first counted frame
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    s, m = 30.0, 0.2
+    # row 0: theta_y = acos(0.8); the target logit is s cos(theta_y + m)
+    t0 = s * math.cos(math.acos(0.8) + m)
+    row0 = [t0, s * 0.6, s * -0.2]
+    # row 1: theta_y = acos(-0.99) = 3.0 > pi - m: the fallback s (cos - m sin m)
+    t1 = s * (-0.99 - m * math.sin(m))
+    row1 = [s * 0.1, t1, s * 0.3]
+    logits = aam_logits(cos, target[:, 0], m, s)
+    assert torch.allclose(logits, torch.tensor([row0, row1]), atol=1e-4)
+
+    def ce(row, y):
+        return -row[y] + math.log(sum(math.exp(v) for v in row))
+    want = (ce(row0, 0) + ce(row1, 1)) / 2
+    assert aam_loss(cos, target, mask, m, s).item() == pytest.approx(want, rel=1e-5)
+    spec = task_spec("spk", {"targets": "utt_label", "source": "{data}/utt2spk", "loss": "aam", "pooling": "mean"})
+    assert (spec["margin"], spec["scale"]) == (0.2, 30.0)
+    assert task_loss(spec, cos, target, mask).item() == pytest.approx(want, rel=1e-5)
+    # no margin: a scaled softmax cross-entropy; a row that does not count is ignored
+    plain = torch.nn.functional.cross_entropy(s * cos[:1], torch.tensor([0]))
+    assert aam_loss(cos, target, torch.tensor([[True, True], [False, False]]), 0.0, s).item() == \
+        pytest.approx(plain.item(), rel=1e-6)
+    assert aam_loss(cos, target, torch.zeros(2, 2, dtype=torch.bool)).item() == 0.0
+    # the margin makes the loss larger than without it, and it has gradients
+    c = cos.clone().requires_grad_(True)
+    loss = aam_loss(c, target, mask, m, s)
+    loss.backward()
+    assert loss.item() > aam_loss(cos, target, mask, 0.0, s).item() and torch.isfinite(c.grad).all()
+    with pytest.raises(ValueError, match="pooled head"):
+        aam_loss(cos[:, None], target, mask)
+
+
+def test_aam_declarations_and_cosine_head():
+    base = {"targets": "utt_label", "source": "{data}/utt2spk", "loss": "aam"}
+    with pytest.raises(ValueError, match="aam needs utt_label targets and a pooled head"):
+        task_spec("spk", base)
+    with pytest.raises(ValueError, match="margin: must be in"):
+        task_spec("spk", {**base, "pooling": "mean", "margin": 2.0})
+    with pytest.raises(ValueError, match="scale: must be > 0"):
+        task_spec("spk", {**base, "pooling": "mean", "scale": 0})
+    with pytest.raises(ValueError, match="need loss mse"):
+        task_spec("iv", {**IVEC, "loss": "aam"})
+    torch.manual_seed(0)
+    head = Head(6, [4], 3, pooling="mean", cosine=True)
+    assert isinstance(head.out, CosineLinear)
+    x = torch.randn(2, 5, 6)
+    out = head(x)
+    assert out.shape == (2, 3) and float(out.abs().max()) <= 1.0 + 1e-6
+    e = head.embed(x)
+    assert e.shape == (2, 4)
+    w = torch.nn.functional.normalize(head.out.weight, dim=-1)
+    assert torch.allclose(out, torch.nn.functional.normalize(e, dim=-1) @ w.T, atol=1e-6)
 
 
 # ---------------------------------------------------------------- model

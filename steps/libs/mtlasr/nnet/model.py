@@ -100,9 +100,26 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
     raise ValueError(f"unknown pooling '{kind}' (mean, max or lse)")
 
 
+class CosineLinear(nn.Module):
+    """Cosines between each input vector and K learned class vectors (the
+    output layer of an AAM-softmax head; ArcFace, Deng et al. 2019, eq. 3:
+    cos theta_j = W_j^T x / (||W_j|| ||x||)), no bias.
+
+    Shapes: ``(..., D) -> (..., K)``, values in [-1, 1].
+    """
+
+    def __init__(self, input_dim: int, output_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(output_dim, input_dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(nn.functional.normalize(x, dim=-1), nn.functional.normalize(self.weight, dim=-1))
+
+
 class Head(nn.Module):
     """Output head: optional gradient reversal, hidden layers (Linear + ReLU),
-    optional pooling over time, then a linear output.
+    optional pooling over time, then a linear (or cosine) output.
 
     No softmax: the main task's softmax is inside the cross-entropy, and a
     regression head is linear (seed 000 sec. 5.2).
@@ -113,11 +130,13 @@ class Head(nn.Module):
         (one per sequence, see :func:`pool`); tau: LogSumExp temperature.
       grl: a gradient reversal layer in front; its scale is the attribute
         ``grl_scale`` (set by the trainer at every step, e.g. by a ramp).
+      cosine: the output layer is a :class:`CosineLinear` (AAM-softmax
+        heads: the outputs are cosines, the loss adds margin and scale).
     Shapes: ``(B, T, input_dim) -> (B, T, K)``, or ``(B, K)`` when pooled.
     """
 
     def __init__(self, input_dim: int, hidden: Sequence[int], output_dim: int, pooling: str = "none",
-                 tau: float = 1.0, grl: bool = False):
+                 tau: float = 1.0, grl: bool = False, cosine: bool = False):
         super().__init__()
         layers: List[nn.Module] = []
         d = input_dim
@@ -125,12 +144,16 @@ class Head(nn.Module):
             layers += [nn.Linear(d, h), nn.ReLU()]
             d = h
         self.hidden = nn.Sequential(*layers)
-        self.out = nn.Linear(d, output_dim)
+        self.out = CosineLinear(d, output_dim) if cosine else nn.Linear(d, output_dim)
         self.output_dim = output_dim
-        self.pooling, self.tau, self.grl = pooling, tau, grl
+        self.embed_dim = d
+        self.pooling, self.tau, self.grl, self.cosine = pooling, tau, grl, cosine
         self.grl_scale = 1.0
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The representation the output layer reads: ``(B, T, embed_dim)``,
+        or ``(B, embed_dim)`` when pooled (a speaker embedding for
+        verification)."""
         if self.grl:
             x = grad_reverse(x, self.grl_scale)
         h = self.hidden(x)
@@ -138,7 +161,10 @@ class Head(nn.Module):
             if mask is None:
                 mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
             h = pool(h, mask, self.pooling, self.tau)
-        return self.out(h)
+        return h
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.out(self.embed(x, mask))
 
 
 class AcousticModel(nn.Module):
@@ -151,7 +177,8 @@ class AcousticModel(nn.Module):
       num_layers, cell_dim, proj_dim, dropout: see :class:`LstmTrunk` (used
         when no ``encoder`` is given).
       aux: auxiliary heads, name -> (fork layer 1..L, hidden sizes, output
-        dim[, pooling, tau, grl]). The main head reads the last layer.
+        dim[, pooling, tau, grl, cosine]) (:class:`Head`). The main head
+        reads the last layer.
       encoder: a shared encoder (:mod:`mtlasr.nnet.encoders`); default the
         LSTMP trunk of seed 000.
 

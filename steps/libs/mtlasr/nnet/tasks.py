@@ -50,6 +50,15 @@ exp(-gamma p)) - 1)`` with p the fraction of training done, seeds 002 and
 004), or ``dynamic`` (seed 003 eqs. 6-7: every loss is rescaled to the
 smallest loss of the minibatch, with the scales not differentiated).
 
+Losses: ``mse`` for vector targets; ``ce`` (softmax cross-entropy) or
+``aam`` for labels. ``aam`` is the additive angular margin softmax
+(ArcFace, Deng et al., CVPR 2019, eq. 3; for speakers Liu et al.,
+Interspeech 2019), seed 003's speaker loss: the head's output layer gives
+cosines between its (pooled) embedding and one weight vector per class,
+the target class's angle is widened by ``margin`` (radians) and all are
+scaled by ``scale`` before the cross-entropy (seed 003 sec. 4.2: scale 30,
+margin 0.2). It needs a pooled head (one embedding per utterance).
+
 Every auxiliary head is dropped at decoding; only ``main`` is used.
 """
 
@@ -65,7 +74,7 @@ import numpy as np
 import torch
 
 TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label", "frame_label")
-LOSSES = ("mse", "ce")
+LOSSES = ("mse", "ce", "aam")
 FORK_NAMES = ("first", "mid", "last")
 POOLINGS = ("none", "mean", "max", "lse")
 SCHEDULES = ("static", "ramp", "dynamic")
@@ -85,6 +94,8 @@ TASK_DEFAULTS: Dict[str, Any] = {
     "schedule": "static",  # static | ramp | dynamic
     "gamma": 10.0,     # ramp steepness
     "weight": 1.0,     # lambda (the ramp's final value)
+    "margin": 0.2,     # aam: additive angular margin m, radians (seed 003: 0.2)
+    "scale": 30.0,     # aam: logit scale s (seed 003: 30)
 }
 
 
@@ -108,9 +119,13 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.source: the target file is not given")
     if out["loss"] not in LOSSES:
         raise ValueError(f"{where}.{name}.loss: '{out['loss']}' is not one of {', '.join(LOSSES)}")
-    want = "ce" if out["targets"] in LABEL_KINDS else "mse"
-    if out["loss"] != want:
-        raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {want}, not {out['loss']}")
+    want = ("ce", "aam") if out["targets"] in LABEL_KINDS else ("mse",)
+    if out["loss"] not in want:
+        raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {' or '.join(want)}, "
+                         f"not {out['loss']}")
+    if out["loss"] == "aam" and (out["pooling"] == "none" or out["targets"] != "utt_label"):
+        raise ValueError(f"{where}.{name}.loss: aam needs utt_label targets and a pooled head "
+                         f"(pooling mean, max or lse), got {out['targets']} with pooling {out['pooling']}")
     if out["pooling"] not in POOLINGS:
         raise ValueError(f"{where}.{name}.pooling: '{out['pooling']}' is not one of {', '.join(POOLINGS)}")
     if out["pooling"] != "none" and out["targets"] in ("frame_vector", "frame_label"):
@@ -122,13 +137,19 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
     if out["grl"] and out["schedule"] == "dynamic":
         raise ValueError(f"{where}.{name}: dynamic weighting balances losses and cannot drive a "
                          f"gradient reversal layer (use static or ramp)")
-    for k in ("tau", "gamma"):
+    for k in ("tau", "gamma", "scale"):
         try:
             out[k] = float(out[k])
         except (TypeError, ValueError):
             raise ValueError(f"{where}.{name}.{k}: not a number: {out[k]!r}") from None
         if not out[k] > 0:
             raise ValueError(f"{where}.{name}.{k}: must be > 0, got {out[k]}")
+    try:
+        out["margin"] = float(out["margin"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}.{name}.margin: not a number: {out['margin']!r}") from None
+    if not 0 <= out["margin"] < math.pi / 2:
+        raise ValueError(f"{where}.{name}.margin: must be in [0, pi/2) radians, got {out['margin']}")
     if not isinstance(out["period"], int) or out["period"] < 1:
         raise ValueError(f"{where}.{name}.period: must be a positive integer, got {out['period']!r}")
     if not isinstance(out["hidden"], list) or not all(isinstance(h, int) and h > 0 for h in out["hidden"]):
@@ -426,7 +447,55 @@ def ce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return torch.nn.functional.cross_entropy(logits, t, ignore_index=-100)
 
 
-LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss}
+def aam_logits(cos: torch.Tensor, target: torch.Tensor, margin: float, scale: float) -> torch.Tensor:
+    """Additive angular margin logits (ArcFace, Deng et al. 2019, eq. 3):
+    s cos(theta_y + m) for the target class y, s cos(theta_j) for the others.
+
+    Where theta_y + m would pass pi (cos(theta + m) is no longer decreasing),
+    the target logit is s (cos theta_y - m sin m), which keeps the penalty
+    monotonic (the usual ArcFace fallback).
+
+    Args:
+      cos: ``(B, K)`` cosines in [-1, 1]; target: ``(B,)`` int64 class ids
+        (-100 = ignore: that row gets no margin); margin m (radians), scale s.
+    Returns: ``(B, K)`` float32 logits.
+    """
+    cos = cos.float().clamp(-1.0, 1.0)
+    sin = torch.sqrt((1.0 - cos * cos).clamp(min=1e-12))
+    phi = cos * math.cos(margin) - sin * math.sin(margin)
+    phi = torch.where(cos > math.cos(math.pi - margin), phi, cos - math.sin(margin) * margin)
+    onehot = torch.zeros_like(cos, dtype=torch.bool)
+    ok = target >= 0
+    onehot[ok.nonzero()[:, 0], target[ok]] = True
+    return scale * torch.where(onehot, phi, cos)
+
+
+def aam_loss(cos: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, margin: float = 0.2,
+             scale: float = 30.0) -> torch.Tensor:
+    """AAM-softmax loss: cross-entropy (nats) of :func:`aam_logits`, averaged
+    over the sequences (a pooled head's ``(B, K)`` cosines; target and mask
+    as for :func:`ce_loss`). Returns a scalar tensor (0 if nothing counts).
+    Raises: ValueError for per-frame cosines (``aam`` needs a pooled head)."""
+    if cos.dim() != 2:
+        raise ValueError("aam loss: needs a pooled head (one embedding per utterance)")
+    t = target.masked_fill(~mask, -100)
+    first = mask.float().argmax(1)
+    t = t.gather(1, first[:, None])[:, 0].masked_fill(~mask.any(1), -100)
+    if bool((t == -100).all()):
+        return cos.sum() * 0.0
+    return torch.nn.functional.cross_entropy(aam_logits(cos, t, margin, scale), t, ignore_index=-100)
+
+
+LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss, "aam": aam_loss}
+
+
+def task_loss(spec: Mapping[str, Any], pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The loss of one auxiliary task, as its declaration ``spec`` says
+    (``loss``, and ``margin`` / ``scale`` for aam). Shapes: see
+    :func:`mse_loss`, :func:`ce_loss`, :func:`aam_loss`."""
+    if spec["loss"] == "aam":
+        return aam_loss(pred, target, mask, spec["margin"], spec["scale"])
+    return LOSS_FUNCTIONS[spec["loss"]](pred, target, mask)
 
 
 def ramp(progress: float, gamma: float) -> float:

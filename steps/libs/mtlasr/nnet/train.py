@@ -36,7 +36,7 @@ from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
 from .config import DEFAULTS, curriculum_labels, stage_of
 from .seqdata import SeqBatch, SequenceDataset
-from .tasks import LOSS_FUNCTIONS, resolve_fork, step_lambdas, task_weights
+from .tasks import resolve_fork, step_lambdas, task_loss, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
         aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
-                     spec["pooling"], spec["tau"], spec["grl"])
+                     spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
     return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder)
 
 
@@ -122,7 +122,7 @@ def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
     logits = out["main"]
     losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
     for n, target in aux.items():
-        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n], target, mask)
+        losses[n] = task_loss(cfg_tasks[n], out[n], target, mask)
     return logits, losses, mask
 
 
