@@ -159,3 +159,68 @@ def test_broken_checkpoint_directories(tmp_path):
     (mism / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 4}))
     with pytest.raises(ValueError, match="missing_keys"):
         load_wav2vec2(str(mism))
+
+
+def test_config_builds_the_encoder_with_heads_and_a_portable_checkpoint(tmp_path):
+    """model.encoder wav2vec2 in the trainer's config: a CTC main head, a
+    speaker head with first+cls pooling and AAM-softmax, and a checkpoint
+    config that rebuilds the network without the directory it came from."""
+    from mtlasr.nnet.config import load_config
+    from mtlasr.nnet.train import build_model, portable_config
+
+    torch.manual_seed(0)
+    load_wav2vec2(w2v2_config=TINY).save_pretrained(tmp_path / "ckpt")
+    sets = ["model.encoder=wav2vec2", "model.criterion=ctc", f"model.w2v2_dir={tmp_path}/ckpt",
+            "model.cls_token=true", "features.cmvn=none",
+            "tasks.spk.targets=utt_label", "tasks.spk.source={data}/utt2spk", "tasks.spk.loss=aam",
+            "tasks.spk.pooling=first", "tasks.spk.schedule=dynamic"]
+    cfg = load_config(None, sets)
+    model = build_model(cfg, 160, 5, {"spk": 3}).eval()
+    assert model.forks == {"main": 4, "spk": 4}
+    x = torch.stack([frames(50, 1), frames(50, 2)])
+    lens = torch.tensor([50, 31])
+    out = model(x, lengths=lens)
+    assert out["main"].shape == (2, 24, 5) and out["spk"].shape == (2, 3)
+    # the speaker head reads the CLS output; the CTC head the frames only
+    outs, prefix = model.trunk(x, lengths=lens, return_prefix=True)
+    head = model.heads["spk"]
+    assert torch.allclose(out["spk"], head.out(head.embed(prefix[-1][:, None])), atol=1e-6)
+    assert torch.allclose(out["main"], model.heads["main"](outs[-1]), atol=1e-6)
+
+    port = portable_config(cfg, model)
+    assert port["model"]["w2v2_dir"] == "" and port["model"]["w2v2_config"]["hidden_size"] == 32
+    assert cfg["model"]["w2v2_dir"]  # the training config itself is unchanged
+    (tmp_path / "ckpt" / "config.json").unlink()
+    again = build_model(port, 160, 5, {"spk": 3}).eval()
+    again.load_state_dict(model.state_dict())
+    for k, v in again(x, lengths=lens).items():
+        assert torch.equal(v, out[k])
+
+
+@pytest.mark.parametrize("sets,msg", [
+    (["model.encoder=wav2vec2", "model.criterion=ce", "features.cmvn=none"], "use model.criterion ctc"),
+    (["model.encoder=wav2vec2", "model.criterion=ctc"], "features.cmvn none"),
+    (["model.encoder=wav2vec2", "model.criterion=ctc", "features.cmvn=none", "model.cls_token=1"],
+     "cls_token: must be true or false"),
+    (["model.criterion=ctc", "tasks.spk.targets=utt_label", "tasks.spk.source=u", "tasks.spk.pooling=first",
+      "tasks.spk.loss=ce"],
+     "first.*needs the wav2vec2 encoder with model.cls_token true"),
+    (["features.cmvn=global"], "features.cmvn: 'global'"),
+])
+def test_bad_wav2vec2_configs_are_named(sets, msg):
+    from mtlasr.nnet.config import load_config
+
+    with pytest.raises(ValueError, match=msg):
+        load_config(None, sets)
+
+
+def test_raw_frames_features(tmp_path):
+    import numpy as np
+
+    from mtlasr.bin.compute_mfcc import raw_frames
+
+    x = np.arange(1000, dtype=np.float32)
+    f = raw_frames(x, 16000, 16000.0, 160)
+    assert f.shape == (6, 160) and f.dtype == np.float32 and np.array_equal(f.reshape(-1), x[:960])
+    with pytest.raises(ValueError, match="sample rate 8000 Hz, expected 16000 Hz"):
+        raw_frames(x, 8000, 16000.0, 160)

@@ -78,7 +78,8 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
     from mtlasr.nnet.data import ChunkDataset
 
     fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     from mtlasr.nnet.tasks import load_targets
 
     ali = gmm.read_ali_dir(ali_dir)
@@ -128,7 +129,8 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     from mtlasr.nnet.tasks import load_targets, source_path
 
     fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     tpath = Path(data_dir) / text_file
     if not tpath.is_file():
         raise FileNotFoundError(f"{what}: transcript file {tpath} does not exist (--text-file)")
@@ -136,7 +138,8 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     labels = {u: table.encode(t, u) for u, t in texts.items() if t}
     extra_feats = {}
     if extra_dir:
-        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                                    cmvn=fc.get("cmvn", "speaker"))
         clash = sorted(set(extra_feats) & set(feats))
         if clash:
             raise ValueError(f"--extra-data {extra_dir}: utterance {clash[0]} is also in {data_dir}")

@@ -33,6 +33,12 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "conv_dim": 256,           # conv_blstm: front-end output size
         "kernel": 5,               # glu_conv: kernel width (odd)
         "subsampling": 1,          # conv_blstm, glu_conv: input frames per output frame (power of 2)
+        # wav2vec2 (seed 003; mtlasr.nnet.wav2vec2): input = framed waveform (samples_per_frame per frame)
+        "w2v2_dir": "",            # a local checkpoint directory (config.json + weights); "" = random weights
+        "w2v2_config": {},         # Wav2Vec2Config fields: the network (random weights) or dropout-like overrides
+        "samples_per_frame": 160,  # waveform samples per input frame (10 ms at 16 kHz)
+        "cls_token": False,        # a CLS token in front of the transformer (first+cls pooling)
+        "freeze_feature_encoder": True,  # keep the CNN fixed (seed 003); false for random weights
     },
     "chunk": {"chunk": 20, "left": 40, "delay": 5},   # criterion ce only
     # criterion ctc: whole utterances, batched by length
@@ -41,7 +47,9 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "max_utt_frames": 3000,    # longer training utterances are skipped (counted)
         "curriculum_source": "{data}/utt2lang",  # train.curriculum selects on its labels
     },
-    "features": {"norm_vars": True, "delta_order": 0},
+    # cmvn: speaker (the data dir's cmvn.scp) | none (e.g. wav2vec2's framed waveforms,
+    # which the encoder normalises per utterance)
+    "features": {"norm_vars": True, "delta_order": 0, "cmvn": "speaker"},
     "train": {
         "minibatch": 100,          # chunks per minibatch
         "max_epochs": 10,
@@ -69,6 +77,11 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
+
+
+# mappings whose keys are not fixed here (model.w2v2_config: Wav2Vec2Config
+# fields, checked by mtlasr.nnet.wav2vec2.load_wav2vec2)
+FREE_FORM = ("w2v2_config",)
 
 
 def _merge_tasks(base: Dict[str, Any], new: Any, where: str) -> None:
@@ -102,7 +115,10 @@ def _merge(base: Dict[str, Any], new: Dict[str, Any], where: str, top: bool = Fa
         if isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise TypeError(f"{where}: '{k}' must be a mapping")
-            _merge(base[k], v, f"{where}.{k}")
+            if k in FREE_FORM:  # fields checked where they are used
+                base[k].update(copy.deepcopy(v))
+            else:
+                _merge(base[k], v, f"{where}.{k}")
         else:
             base[k] = v
 
@@ -173,6 +189,24 @@ def check_model(cfg: Dict[str, Any]) -> None:
         raise ValueError("model.subsampling: the lstmp encoder does not subsample (use 1)")
     if m["criterion"] == "ce" and m["subsampling"] != 1:
         raise ValueError("model.subsampling: frame cross-entropy needs one output per frame (use 1)")
+    if cfg["features"]["cmvn"] not in ("speaker", "none"):
+        raise ValueError(f"features.cmvn: '{cfg['features']['cmvn']}' is not speaker or none")
+    if m["encoder"] == "wav2vec2":
+        if cfg["features"]["cmvn"] != "none" or cfg["features"]["delta_order"] != 0:
+            raise ValueError("model.encoder wav2vec2 reads the waveform itself: set features.cmvn none and "
+                             "features.delta_order 0")
+        if m["criterion"] != "ctc":
+            raise ValueError("model.encoder: wav2vec2 is trained on whole utterances: use model.criterion ctc")
+        if not isinstance(m["samples_per_frame"], int) or isinstance(m["samples_per_frame"], bool) \
+                or m["samples_per_frame"] < 1:
+            raise ValueError(f"model.samples_per_frame: must be a positive integer, got {m['samples_per_frame']!r}")
+        for k in ("cls_token", "freeze_feature_encoder"):
+            if not isinstance(m[k], bool):
+                raise ValueError(f"model.{k}: must be true or false, got {m[k]!r}")
+    for name, t in cfg["tasks"].items():
+        if t["pooling"] == "first" and not (m["encoder"] == "wav2vec2" and m["cls_token"]):
+            raise ValueError(f"tasks.{name}.pooling: first (first+cls pooling) needs the wav2vec2 encoder with "
+                             f"model.cls_token true")
     if m["criterion"] == "ce" and m["encoder"] != "lstmp":
         raise ValueError(f"model.encoder: {m['encoder']} is bidirectional or non-causal and is trained on "
                          f"whole utterances: use it with model.criterion ctc (the chunked frame "

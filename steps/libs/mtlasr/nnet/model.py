@@ -84,7 +84,9 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
       kind: ``mean``; ``max`` (per dimension); ``lse``, LogSumExp with
         temperature tau, s = (1/tau) log((1/T) sum_t exp(tau h_t)) (seed 002
         sec. 3), which tends to ``mean`` as tau -> 0 and to ``max`` as
-        tau -> infinity.
+        tau -> infinity; ``first``, the first position (the CLS token's
+        output, which the model passes as a one-frame sequence; seed 003
+        first+cls pooling), mask not used.
     Returns: ``(B, K)``.
     Raises: ValueError for another kind.
     """
@@ -94,10 +96,12 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
         return (h * m).sum(1) / n
     if kind == "max":
         return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+    if kind == "first":
+        return h[:, 0]
     if kind == "lse":
         z = (tau * h).masked_fill(~mask.unsqueeze(-1), float("-inf"))
         return ((torch.logsumexp(z, 1) - torch.log(n)) / tau).nan_to_num(0.0, neginf=0.0)
-    raise ValueError(f"unknown pooling '{kind}' (mean, max or lse)")
+    raise ValueError(f"unknown pooling '{kind}' (mean, max, lse or first)")
 
 
 class CosineLinear(nn.Module):
@@ -208,6 +212,9 @@ class AcousticModel(nn.Module):
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
             self.heads[name] = Head(dims[fork - 1], hidden, dim, *rest)
             self.forks[name] = fork
+            if self.heads[name].pooling == "first" and not (getattr(self.trunk, "cls_token", False) and fork >= 2):
+                raise ValueError(f"head {name}: first+cls pooling needs an encoder with a CLS token and a fork "
+                                 f"after its first layer (the CLS token enters the transformer), got layer {fork}")
 
     def output_lengths(self, lengths: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
         """Valid output frames ``(B,)`` of shared layer ``layer`` (default the
@@ -227,18 +234,25 @@ class AcousticModel(nn.Module):
         from .encoders import length_mask
 
         names = list(self.heads) if heads is None else heads
-        layer_outs = self.trunk(x, upto=max(self.forks[n] for n in names), lengths=lengths)
+        upto = max(self.forks[n] for n in names)
+        first = [n for n in names if getattr(self.heads[n], "pooling", None) == "first"]
+        if first:  # first+cls pooling: the CLS outputs too
+            layer_outs, prefix = self.trunk(x, upto=upto, lengths=lengths, return_prefix=True)
+        else:
+            layer_outs = self.trunk(x, upto=upto, lengths=lengths)
         out = {}
         for name in names:
             rep = layer_outs[self.forks[name] - 1]
-            if out_slice is not None:
+            if name in first:
+                rep = prefix[self.forks[name] - 1][:, None, :]  # (B, 1, H)
+            elif out_slice is not None:
                 rep = rep[:, out_slice]
             if self.detach_aux and name != "main":
                 rep = rep.detach()
             head = self.heads[name]
             if isinstance(head, Head):
                 m = mask
-                if lengths is not None:
+                if lengths is not None and name not in first:
                     m = length_mask(self.output_lengths(lengths, self.forks[name]), rep.shape[1])
                 out[name] = head(rep, m)
             else:

@@ -39,7 +39,8 @@ Utterance-level targets are predicted at every frame (``pooling: none``,
 the speaker-aware LSTM of seed 000's reference [25]) or once per chunk
 from the head's hidden representation pooled over the chunk's frames
 (``mean``, ``max`` or ``lse``: LogSumExp with temperature ``tau``, seed 002
-sec. 3).
+sec. 3), or, with the wav2vec2 encoder and ``model.cls_token``, from the
+CLS token's output (``first``: seed 003's first+cls pooling).
 
 ``grl: true`` puts a gradient reversal layer in front of the head (Ganin
 and Lempitsky, 2015; seeds 002 and 004): the head learns the task while the
@@ -76,7 +77,7 @@ import torch
 TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label", "frame_label")
 LOSSES = ("mse", "ce", "aam")
 FORK_NAMES = ("first", "mid", "last")
-POOLINGS = ("none", "mean", "max", "lse")
+POOLINGS = ("none", "mean", "max", "lse", "first")
 SCHEDULES = ("static", "ramp", "dynamic")
 LABEL_KINDS = ("utt_label", "frame_label")
 
@@ -125,7 +126,7 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
                          f"not {out['loss']}")
     if out["loss"] == "aam" and (out["pooling"] == "none" or out["targets"] != "utt_label"):
         raise ValueError(f"{where}.{name}.loss: aam needs utt_label targets and a pooled head "
-                         f"(pooling mean, max or lse), got {out['targets']} with pooling {out['pooling']}")
+                         f"(pooling mean, max, lse or first), got {out['targets']} with pooling {out['pooling']}")
     if out["pooling"] not in POOLINGS:
         raise ValueError(f"{where}.{name}.pooling: '{out['pooling']}' is not one of {', '.join(POOLINGS)}")
     if out["pooling"] != "none" and out["targets"] in ("frame_vector", "frame_label"):

@@ -197,6 +197,25 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     return res
 
 
+def portable_config(cfg: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
+    """The config a checkpoint keeps: for a wav2vec2 encoder, its network as
+    a complete ``Wav2Vec2Config`` (``model.w2v2_config``) and no
+    ``model.w2v2_dir``, so that the checkpoint rebuilds (decoding, probes,
+    ``train.init``) without the directory it started from; other configs
+    unchanged."""
+    if cfg["model"].get("encoder") != "wav2vec2":
+        return cfg
+    import copy
+
+    out = copy.deepcopy(cfg)
+    net = model.trunk.config.to_dict()
+    for k in ("transformers_version", "architectures", "_name_or_path", "model_type"):
+        net.pop(k, None)
+    out["model"]["w2v2_dir"] = ""
+    out["model"]["w2v2_config"] = net
+    return out
+
+
 class Trainer:
     """Trains :class:`AcousticModel` with frame cross-entropy on chunks, or
     with CTC on whole utterances (``model.criterion``); the task registry,
@@ -262,7 +281,7 @@ class Trainer:
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "config": self.cfg,
+            "config": portable_config(self.cfg, self.model),
             "history": self.history,
             "input_dim": self.train.feats[0].shape[1],
             "num_pdfs": self.model.heads["main"].out_features,
