@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -467,14 +467,23 @@ def plot_history(history: list, path: PathLike) -> None:
     save(fig, path)
 
 
-def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu")):
+def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu"), heads: Sequence[str] = ()):
     """Model in eval mode and its config from a checkpoint (``final.pt``).
 
-    Auxiliary heads are dropped: the model has the trunk and ``main`` only.
+    Auxiliary heads are dropped except those named in ``heads`` (e.g. the
+    speaker head whose embeddings are scored): the model has the trunk,
+    ``main`` and those.
+
+    Raises: KeyError naming a head the checkpoint does not have.
     """
     st = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(st["config"], st["input_dim"], st["num_pdfs"]).to(device)
-    keep = {k: v for k, v in st["model"].items() if not k.startswith("heads.") or k.startswith("heads.main.")}
+    dims = st.get("task_dims") or {}
+    for h in heads:
+        if h not in dims:
+            raise KeyError(f"{path}: no head '{h}' (its auxiliary heads: {', '.join(dims) or 'none'})")
+    model = build_model(st["config"], st["input_dim"], st["num_pdfs"], {h: dims[h] for h in heads}).to(device)
+    kept = ("heads.main.",) + tuple(f"heads.{h}." for h in heads)
+    keep = {k: v for k, v in st["model"].items() if not k.startswith("heads.") or k.startswith(kept)}
     model.load_state_dict(keep)
     model.eval()
     return model, st["config"]
