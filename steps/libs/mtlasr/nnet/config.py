@@ -71,6 +71,10 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # training utterances whose sequence.curriculum_source label is in labels ("es,en";
         # "all" = every one); the epochs must add up to max_epochs. [] = all data throughout.
         "curriculum": [],
+        # criterion ctc: mixed: minibatches of transcribed and speaker-only (--extra-data)
+        # utterances alike; disjoint (seed 003 sec. 3.2.1): every update sums the CTC loss of a
+        # batch of transcribed utterances and the auxiliary losses of a batch of speaker-only ones.
+        "batching": "mixed",
         # A checkpoint (final.pt of another run) whose encoder and main head start this one
         # (seed 004: multi-task training after the CTC pre-training). "" = random.
         "init": "",
@@ -216,6 +220,10 @@ def check_model(cfg: Dict[str, Any]) -> None:
             if t["targets"] in ("frame_label", "frame_vector"):
                 raise ValueError(f"tasks.{name}: {t['targets']} targets need a frame alignment, which "
                                  f"CTC training does not have (use utterance or speaker targets)")
+    if cfg["train"]["batching"] not in ("mixed", "disjoint"):
+        raise ValueError(f"train.batching: '{cfg['train']['batching']}' is not mixed or disjoint")
+    if cfg["train"]["batching"] == "disjoint" and (m["criterion"] != "ctc" or not cfg["tasks"]):
+        raise ValueError("train.batching: disjoint batches need model.criterion ctc and an auxiliary task")
     cur = cfg["train"]["curriculum"] or []
     if cur:
         if m["criterion"] != "ctc":

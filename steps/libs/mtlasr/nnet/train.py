@@ -337,6 +337,16 @@ class Trainer:
                 if num_batches == 0:
                     raise ValueError(f"epoch {epoch + 1}: no training utterance of curriculum group(s) "
                                      f"{','.join(groups or [])} (groups here: {self.train.group_counts()})")
+                if tc["batching"] == "disjoint":
+                    kw["subset"] = "transcribed"
+                    num_batches = self.train.num_batches(tc["minibatch"], world_size=self.world_size, **kw)
+                    if num_batches == 0 or self.train.num_batches(tc["minibatch"], world_size=self.world_size,
+                                                                  **{**kw, "subset": "untranscribed"}) == 0:
+                        raise ValueError("train.batching disjoint: needs transcribed and speaker-only "
+                                         f"(--extra-data) utterances; the training set has "
+                                         f"{len(self.train) - self.train.num_untranscribed} and "
+                                         f"{self.train.num_untranscribed}")
+                    aux_batches = self._cycle(tc["minibatch"], seed, {**kw, "subset": "untranscribed"})
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size, **kw)
             else:
@@ -351,6 +361,13 @@ class Trainer:
                     if spec["grl"]:
                         self.model.heads[n].grl_scale = lambdas[n]
                 _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl)
+                if ctc and tc["batching"] == "disjoint":
+                    # seed 003 eqs. 2-3: the speech batch gives the CTC loss, the speaker batch
+                    # the auxiliary losses; one update on their weighted sum
+                    aux_batch = to_device(next(aux_batches), self.device)
+                    _, aux_losses, _ = task_losses(self.ddp_model, aux_batch, tasks, sl)
+                    losses = {"main": losses["main"], **{k: aux_losses[k] for k in tasks}}
+                    tot_frames += int(aux_batch.x_lens.sum())
                 weights, _ = task_weights(tasks, losses, lambdas)
                 if stage == "aux":
                     weights["main"] = 0.0
@@ -368,6 +385,8 @@ class Trainer:
                     self.opt.step()
                 n = int(mask.sum())
                 na = len(batch.utts) if ctc else n
+                if ctc and tc["batching"] == "disjoint":
+                    na = len(aux_batch.utts)
                 tot_loss += losses["main"].item() * n
                 for k in aux_tot:
                     aux_tot[k] += losses[k].item() * na
@@ -413,6 +432,16 @@ class Trainer:
             logger.info("final.pt = epoch %d (%s)", best["epoch"],
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
+
+    def _cycle(self, batch_size: int, seed: int, kw: Dict[str, Any]):
+        """Endless minibatches of the training set (``kw``: subset, groups,
+        max_frames), reshuffled at every pass with a seed derived from
+        ``seed``, so a run's order depends only on (train.seed, epoch)."""
+        k = 0
+        while True:
+            yield from self.train.minibatches(batch_size, seed=seed * 7919 + k, rank=self.rank,
+                                              world_size=self.world_size, **kw)
+            k += 1
 
     def best_record(self) -> Dict[str, Any]:
         if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
