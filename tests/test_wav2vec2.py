@@ -224,3 +224,51 @@ def test_raw_frames_features(tmp_path):
     assert f.shape == (6, 160) and f.dtype == np.float32 and np.array_equal(f.reshape(-1), x[:960])
     with pytest.raises(ValueError, match="sample rate 8000 Hz, expected 16000 Hz"):
         raw_frames(x, 8000, 16000.0, 160)
+
+
+def test_branched_encoder_shares_exactly_the_layers_it_should():
+    """tasks.spk.branch 2: layers 1-2 shared, the speaker head reads its own
+    copies of layers 3-4 (seed 003 sec. 3.1.2). At the start the copies equal
+    the shared layers; the speaker loss reaches the shared layers and its
+    copies only, the CTC loss the shared layers and the main path only."""
+    from mtlasr.nnet.config import load_config
+    from mtlasr.nnet.train import build_model
+
+    torch.manual_seed(0)
+    sets = ["model.encoder=wav2vec2", "model.criterion=ctc", "features.cmvn=none",
+            "model.freeze_feature_encoder=false", "tasks.spk.targets=utt_label", "tasks.spk.source=u",
+            "tasks.spk.loss=aam", "tasks.spk.pooling=mean", "tasks.spk.branch=2"]
+    cfg = load_config(None, sets + ["model.w2v2_config=" + json.dumps(TINY)])
+    model = build_model(cfg, 160, 5, {"spk": 3}).eval()
+    assert model.branch_at == {"spk": 2} and len(model.branches["spk"]["layers"]) == 2
+    x = torch.stack([frames(50, 1), frames(50, 2)])
+    lens = torch.tensor([50, 31])
+    out = model(x, lengths=lens)
+    shared = model.trunk(x, lengths=lens)
+    head = model.heads["spk"]
+    from mtlasr.nnet.encoders import length_mask
+    m = length_mask(model.output_lengths(lens, 4), shared[-1].shape[1])
+    assert torch.allclose(out["spk"], head(shared[-1], m), atol=1e-5)  # identical copies at the start
+
+    def grads(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=True)
+        def moved(mod):
+            return any(p.grad is not None and p.grad.abs().sum() > 0 for p in mod.parameters())
+        return {"proj": moved(model.trunk.layers[0].feature_projection), "l2": moved(model.trunk.layers[1]),
+                "l3": moved(model.trunk.layers[2]), "l4": moved(model.trunk.layers[3]),
+                "branch": moved(model.branches["spk"]), "main": moved(model.heads["main"]),
+                "spk": moved(model.heads["spk"])}
+
+    model.train()
+    out = model(x, lengths=lens)
+    assert grads(out["spk"].sum()) == {"proj": True, "l2": True, "l3": False, "l4": False, "branch": True,
+                                       "main": False, "spk": True}
+    assert grads(out["main"].sum()) == {"proj": True, "l2": True, "l3": True, "l4": True, "branch": False,
+                                        "main": True, "spk": False}
+    with pytest.raises(ValueError, match="must be in 2..3"):
+        build_model(load_config(None, [s.replace("branch=2", "branch=1") for s in sets]
+                                + ["model.w2v2_config=" + json.dumps(TINY)]), 160, 5, {"spk": 3})
+    with pytest.raises(ValueError, match="only wav2vec2"):
+        build_model(load_config(None, ["model.criterion=ctc", "model.encoder=glu_conv", *sets[4:]]), 5, 5,
+                    {"spk": 3})

@@ -185,6 +185,10 @@ class AcousticModel(nn.Module):
         reads the last layer.
       encoder: a shared encoder (:mod:`mtlasr.nnet.encoders`); default the
         LSTMP trunk of seed 000.
+      branches: auxiliary head -> k >= 2: the head reads its own copy of
+        the encoder's layers k+1..fork, initialised as the shared ones, so
+        that only layers 1..k are shared with the main task (seed 003's
+        branched encoder; encoders with ``make_branch``: wav2vec2); 0 = none.
 
     ``forward`` returns ``{"main": (B, T, num_pdfs) logits, <aux>: (B, T, K)}``;
     auxiliary heads are dropped at decoding, where only ``main`` is used
@@ -196,7 +200,7 @@ class AcousticModel(nn.Module):
     def __init__(self, input_dim: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 1024,
                  proj_dim: int = 256, dropout: float = 0.0,
                  aux: Optional[Dict[str, Tuple[int, Sequence[int], int]]] = None,
-                 encoder: Optional[nn.Module] = None):
+                 encoder: Optional[nn.Module] = None, branches: Optional[Dict[str, int]] = None):
         super().__init__()
         self.trunk = encoder if encoder is not None else LstmTrunk(input_dim, num_layers, cell_dim, proj_dim,
                                                                     dropout)
@@ -207,6 +211,20 @@ class AcousticModel(nn.Module):
         # True: auxiliary heads read detached representations (their losses
         # train the heads only, not the shared layers; staged training)
         self.detach_aux = False
+        # branched heads (seed 003 sec. 3.1.2): name -> the last shared layer; the
+        # head reads its own copy of the layers after it (self.branches[name])
+        self.branch_at: Dict[str, int] = {}
+        self.branches = nn.ModuleDict()
+        for name, at in (branches or {}).items():
+            if not at:
+                continue
+            if not hasattr(self.trunk, "make_branch"):
+                raise ValueError(f"head {name}: this encoder cannot be branched (only wav2vec2)")
+            fork = (aux or {})[name][0]
+            if fork <= at:
+                raise ValueError(f"head {name}: fork layer {fork} is not after its branch point {at}")
+            self.branches[name] = self.trunk.make_branch(at)
+            self.branch_at[name] = at
         for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
@@ -234,17 +252,29 @@ class AcousticModel(nn.Module):
         from .encoders import length_mask
 
         names = list(self.heads) if heads is None else heads
-        upto = max(self.forks[n] for n in names)
         first = [n for n in names if getattr(self.heads[n], "pooling", None) == "first"]
+        branched = [n for n in names if n in self.branch_at]
+        upto = max(self.branch_at.get(n, self.forks[n]) for n in names)
+        kw: Dict[str, object] = {}
         if first:  # first+cls pooling: the CLS outputs too
-            layer_outs, prefix = self.trunk(x, upto=upto, lengths=lengths, return_prefix=True)
-        else:
-            layer_outs = self.trunk(x, upto=upto, lengths=lengths)
+            kw["return_prefix"] = True
+        if branched:  # the states where the branches leave the shared layers
+            kw["keep_states"] = sorted({self.branch_at[n] for n in branched})
+        res = self.trunk(x, upto=upto, lengths=lengths, **kw)
+        layer_outs = res[0] if kw else res
+        prefix = res[1] if first else None
+        states = res[-1] if branched else None
         out = {}
         for name in names:
-            rep = layer_outs[self.forks[name] - 1]
+            fork = self.forks[name]
+            if name in self.branch_at:
+                at = self.branch_at[name]
+                b_outs, b_prefix = self.trunk.run_branch(states[at], self.branches[name], at, fork)
+                rep, cls = b_outs[-1], b_prefix[-1]
+            else:
+                rep, cls = layer_outs[fork - 1], prefix[fork - 1] if first else None
             if name in first:
-                rep = prefix[self.forks[name] - 1][:, None, :]  # (B, 1, H)
+                rep = cls[:, None, :]  # (B, 1, H)
             elif out_slice is not None:
                 rep = rep[:, out_slice]
             if self.detach_aux and name != "main":

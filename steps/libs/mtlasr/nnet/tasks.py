@@ -42,6 +42,11 @@ from the head's hidden representation pooled over the chunk's frames
 sec. 3), or, with the wav2vec2 encoder and ``model.cls_token``, from the
 CLS token's output (``first``: seed 003's first+cls pooling).
 
+``branch: k`` (wav2vec2 encoder only) gives the head its own copy of the
+shared layers after layer k, initialised as they are, so that the task
+shares only layers 1..k with the main task (seed 003 sec. 3.1.2, the
+branched encoder; ``branch: 4`` shares the CNN and 3 transformer layers).
+
 ``grl: true`` puts a gradient reversal layer in front of the head (Ganin
 and Lempitsky, 2015; seeds 002 and 004): the head learns the task while the
 shared layers receive the reversed gradient, scaled by the task weight, so
@@ -95,6 +100,7 @@ TASK_DEFAULTS: Dict[str, Any] = {
     "schedule": "static",  # static | ramp | dynamic
     "gamma": 10.0,     # ramp steepness
     "weight": 1.0,     # lambda (the ramp's final value)
+    "branch": 0,       # k >= 2: the head reads its own copy of the shared layers after layer k (wav2vec2)
     "margin": 0.2,     # aam: additive angular margin m, radians (seed 003: 0.2)
     "scale": 30.0,     # aam: logit scale s (seed 003: 30)
 }
@@ -151,6 +157,8 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.margin: not a number: {out['margin']!r}") from None
     if not 0 <= out["margin"] < math.pi / 2:
         raise ValueError(f"{where}.{name}.margin: must be in [0, pi/2) radians, got {out['margin']}")
+    if not isinstance(out["branch"], int) or isinstance(out["branch"], bool) or out["branch"] < 0:
+        raise ValueError(f"{where}.{name}.branch: must be 0 (no branch) or a layer number, got {out['branch']!r}")
     if not isinstance(out["period"], int) or out["period"] < 1:
         raise ValueError(f"{where}.{name}.period: must be a positive integer, got {out['period']!r}")
     if not isinstance(out["hidden"], list) or not all(isinstance(h, int) and h > 0 for h in out["hidden"]):

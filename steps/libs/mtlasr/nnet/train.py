@@ -61,12 +61,13 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
 
     m = cfg["model"]
     encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
-    aux = {}
+    aux, branches = {}, {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
         aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
                      spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
-    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder)
+        branches[name] = spec.get("branch", 0)
+    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches)
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
@@ -273,6 +274,8 @@ class Trainer:
             raise ValueError(f"train.init: {path} does not fit this model (e.g. "
                              f"{(bad or lacking)[0]}): another encoder, size or unit set")
         self.model.load_state_dict(keep, strict=False)
+        for name, at in self.model.branch_at.items():  # branches start as the initialised shared layers
+            self.model.branches[name] = self.model.trunk.make_branch(at).to(self.device)
         logger.info("encoder and main head initialised from %s", path)
 
     # ------------------------------------------------------------ state
@@ -511,8 +514,9 @@ def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu"
         if h not in dims:
             raise KeyError(f"{path}: no head '{h}' (its auxiliary heads: {', '.join(dims) or 'none'})")
     model = build_model(st["config"], st["input_dim"], st["num_pdfs"], {h: dims[h] for h in heads}).to(device)
-    kept = ("heads.main.",) + tuple(f"heads.{h}." for h in heads)
-    keep = {k: v for k, v in st["model"].items() if not k.startswith("heads.") or k.startswith(kept)}
+    kept = ("heads.main.",) + tuple(f"heads.{h}." for h in heads) + tuple(f"branches.{h}." for h in heads)
+    keep = {k: v for k, v in st["model"].items()
+            if not k.startswith(("heads.", "branches.")) or k.startswith(kept)}
     model.load_state_dict(keep)
     model.eval()
     return model, st["config"]

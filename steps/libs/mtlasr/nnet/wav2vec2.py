@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -235,17 +235,19 @@ class Wav2Vec2Encoder(nn.Module):
         return self._conv_lengths(self.sample_lengths(lengths))
 
     def forward(self, x: torch.Tensor, upto: Optional[int] = None, lengths: Optional[torch.Tensor] = None,
-                return_prefix: bool = False) -> Union[List[torch.Tensor],
-                                                      Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]]:
+                return_prefix: bool = False, keep_states: Sequence[int] = ()):
         """Args:
           x: ``(B, T, S) float32`` framed waveform (S = samples_per_frame).
           upto: stop after this many shared layers (default all).
           lengths: ``(B,) int64`` valid frames (None: all T).
           return_prefix: also return the CLS output of every layer.
+          keep_states: layer numbers (>= 2) whose inner state to return as
+            well, for :meth:`run_branch`.
         Returns: the computed layers' outputs ``(B, T', H)`` (T' the most
           valid tokens in the batch; positions past a row's
-          :meth:`output_lengths` are zero), and with ``return_prefix`` the
-          list of CLS outputs ``(B, H)`` (None for layer 1 or without CLS).
+          :meth:`output_lengths` are zero); with ``return_prefix``, also the
+          list of CLS outputs ``(B, H)`` (None for layer 1 or without CLS);
+          with ``keep_states``, also layer -> state.
         Raises: ValueError when the last dimension is not S, or an
           utterance is shorter than the conv stack's receptive field.
         """
@@ -267,8 +269,7 @@ class Wav2Vec2Encoder(nn.Module):
             f = stage.feature_extractor(wav[i: i + 1, : int(n_samp[i])])  # (1, C, T'_i)
             feats.append(f.transpose(1, 2)[0])
         t_out = int(n_out.max())
-        c = feats[0].shape[1]
-        padded = wav.new_zeros(b, t_out, c)
+        padded = wav.new_zeros(b, t_out, feats[0].shape[1])
         for i, f in enumerate(feats):
             padded[i, : f.shape[0]] = f[:t_out]
         h, _ = stage.feature_projection(padded)
@@ -276,28 +277,69 @@ class Wav2Vec2Encoder(nn.Module):
         h = h * mask.unsqueeze(-1)
         outs: List[torch.Tensor] = [h]
         prefix: List[Optional[torch.Tensor]] = [None]
+        states: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
         n_layers = len(self.layers) if upto is None else upto
         if n_layers > 1:
-            p = 0
             if self.cls_token:
                 h = torch.cat([h.new_ones(b, 1, h.shape[2]), h], 1)
                 mask = torch.cat([mask.new_ones(b, 1), mask], 1)
-                p = 1
             h = h + self.pos_conv_embed(h)
             if not self.stable_layer_norm:
                 h = self.layer_norm(h)
             h = self.dropout(h)
-            # additive attention mask (B, 1, 1, T): padded keys get -inf-like scores
-            attn = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
-            last = len(self.layers) - 1
-            for li, layer in enumerate(self.layers[1:n_layers], 1):
-                h = layer(h, attention_mask=attn)
-                if isinstance(h, tuple):
-                    h = h[0]
-                out = h
-                if self.stable_layer_norm and li == last:
-                    out = self.layer_norm(h)
-                out = out * mask.unsqueeze(-1)
-                outs.append(out[:, p:])
-                prefix.append(out[:, 0] if p else None)
-        return (outs, prefix) if return_prefix else outs
+            o, pr, states = self._run(h, mask, 2, self.layers[1:n_layers], self.layer_norm, set(keep_states))
+            outs += o
+            prefix += pr
+        out = (outs,)
+        if return_prefix:
+            out += (prefix,)
+        if keep_states:
+            out += (states,)
+        return out if len(out) > 1 else outs
+
+    def _run(self, h, mask, first: int, layers, final_norm, keep=()):
+        """Run transformer ``layers`` numbered from ``first`` on the state ``h``
+        ``(B, p + T', H)`` (p = 1 with a CLS token) with its valid-position
+        mask; returns (outputs without the CLS, CLS outputs or None, kept
+        states ``layer -> (h, mask)``)."""
+        p = 1 if self.cls_token else 0
+        # additive attention mask (B, 1, 1, T): padded keys get -inf-like scores
+        attn = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
+        outs, prefix, states = [], [], {}
+        for li, layer in enumerate(layers, first):
+            h = layer(h, attention_mask=attn)
+            if isinstance(h, tuple):
+                h = h[0]
+            if li in keep:
+                states[li] = (h, mask)
+            out = h
+            if self.stable_layer_norm and li == len(self.layers):
+                out = final_norm(h)
+            out = out * mask.unsqueeze(-1)
+            outs.append(out[:, p:])
+            prefix.append(out[:, 0] if p else None)
+        return outs, prefix, states
+
+    def make_branch(self, at: int) -> nn.ModuleDict:
+        """A copy of the shared layers ``at + 1 .. L`` (and, for a stable
+        layer norm network, of the final layer norm), initialised as they are
+        now: one task's private branch (seed 003 sec. 3.1.2, the branched
+        encoder; both branches start from the same weights).
+
+        Raises: ValueError unless 2 <= at < L (at least one shared and one
+        private transformer layer)."""
+        import copy
+
+        if not 2 <= at < len(self.layers):
+            raise ValueError(f"a branch after layer {at}: must be in 2..{len(self.layers) - 1} (at least one "
+                             f"shared and one private transformer layer; layer 1 is the CNN)")
+        return nn.ModuleDict({"layers": copy.deepcopy(self.layers[at:]),
+                              "final_norm": copy.deepcopy(self.layer_norm)})
+
+    def run_branch(self, state, branch: nn.ModuleDict, at: int, upto: int):
+        """Layers ``at + 1 .. upto`` of a :meth:`make_branch` copy on the state
+        kept after shared layer ``at`` (``forward(..., keep_states=[at])``).
+        Returns (outputs ``(B, T', H)`` of layers at+1..upto, CLS outputs)."""
+        h, mask = state
+        outs, prefix, _ = self._run(h, mask, at + 1, branch["layers"][: upto - at], branch["final_norm"])
+        return outs, prefix
