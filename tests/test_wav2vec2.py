@@ -272,3 +272,52 @@ def test_branched_encoder_shares_exactly_the_layers_it_should():
     with pytest.raises(ValueError, match="only wav2vec2"):
         build_model(load_config(None, ["model.criterion=ctc", "model.encoder=glu_conv", *sets[4:]]), 5, 5,
                     {"spk": 3})
+
+
+def test_ctc_based_pooling_and_split_embedding():
+    """Seed 003 sec. 3.1.3-3.1.4: a speaker head pooling over the frames
+    whose CTC output is blank (or not), and one reading the first d_k
+    dimensions of the last layer while the CTC head reads the others."""
+    from mtlasr.nnet.config import load_config
+    from mtlasr.nnet.encoders import length_mask
+    from mtlasr.nnet.model import ctc_pool_mask
+    from mtlasr.nnet.train import build_model
+
+    logits = torch.tensor([[[5.0, 0, 0], [0, 5, 0], [5, 0, 0], [0, 0, 5]],
+                           [[5.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 0]]])
+    valid = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    assert ctc_pool_mask(logits, valid, "ctc_blank").tolist() == [[True, False, True, False],
+                                                                   [True, True, False, False]]
+    # the second row has no valid non-blank frame: it keeps its valid frames
+    assert ctc_pool_mask(logits, valid, "ctc_nonblank").tolist() == [[False, True, False, True],
+                                                                      [True, True, False, False]]
+    base = ["model.encoder=wav2vec2", "model.criterion=ctc", "features.cmvn=none", "tasks.spk.targets=utt_label",
+            "tasks.spk.source=u", "tasks.spk.loss=aam", "model.w2v2_config=" + json.dumps(TINY)]
+    x = torch.stack([frames(50, 1), frames(50, 2)])
+    lens = torch.tensor([50, 31])
+    torch.manual_seed(0)
+    model = build_model(load_config(None, base + ["tasks.spk.pooling=ctc_nonblank"]), 160, 5, {"spk": 3}).eval()
+    out = model(x, lengths=lens, embed=True)
+    h = model.trunk(x, lengths=lens)[-1]
+    m = ctc_pool_mask(out["main"], length_mask(model.output_lengths(lens), h.shape[1]), "ctc_nonblank")
+    want = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True)
+    assert torch.allclose(out["spk"], want, atol=1e-5)
+    assert model(x, heads=["spk"], lengths=lens).keys() == {"spk"}
+
+    torch.manual_seed(0)
+    model = build_model(load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=12"]), 160, 5,
+                        {"spk": 3}).eval()
+    assert model.heads["main"].in_features == 20 and model.heads["spk"].embed_dim == 12
+    out = model(x, lengths=lens, embed=True)
+    h = model.trunk(x, lengths=lens)[-1]
+    assert torch.allclose(out["main"], model.heads["main"](h[..., 12:]), atol=1e-6)
+    m = length_mask(model.output_lengths(lens), h.shape[1])
+    assert torch.allclose(out["spk"], (h[..., :12] * m[..., None]).sum(1) / m.sum(1, keepdim=True), atol=1e-5)
+    with pytest.raises(ValueError, match="must leave the main head"):
+        build_model(load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=32"]), 160, 5, {"spk": 3})
+    with pytest.raises(ValueError, match="a split head reads the last shared layer"):
+        build_model(load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=8", "tasks.spk.fork=2"]),
+                    160, 5, {"spk": 3})
+    with pytest.raises(ValueError, match="pools by the CTC outputs"):
+        load_config(None, ["tasks.spk.targets=utt_label", "tasks.spk.source=u", "tasks.spk.pooling=ctc_blank",
+                           "tasks.spk.loss=ce"])

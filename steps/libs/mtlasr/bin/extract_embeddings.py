@@ -8,7 +8,8 @@ Usage:
 
 For every utterance of <data-dir> (read whole, with the network's own
 feature options), the head of --task reads its fork layer and pools it over
-the utterance (mean, max, lse, or the CLS output for first+cls pooling);
+the utterance (mean, max, lse, the CLS output for first+cls pooling, or
+the mean over the frames where the CTC output is (not) blank);
 the pooled vector after the head's hidden layers, the input of its output
 layer, is the embedding (seed 003 sec. 3.1.1: E_k). Writes
 <out-dir>/embeddings.{ark,scp} (``(D,) float32`` Kaldi vectors keyed by
@@ -36,17 +37,14 @@ def get_parser():
 
 def embed_utterances(model, feats, task, device):
     """utterance -> ``(D,) float32`` embedding of head ``task`` (see the
-    module docstring); feats: utterance -> ``(T, D_in)``.
+    module docstring; ``AcousticModel.forward(..., embed=True)``); feats:
+    utterance -> ``(T, D_in)``.
 
     Raises: ValueError when the head is not pooled."""
     import torch
 
-    from mtlasr.nnet.encoders import length_mask
-
-    head = model.heads[task]
-    if head.pooling == "none":
+    if model.heads[task].pooling == "none":
         raise ValueError(f"head {task} is not pooled (pooling none): it has no utterance embedding")
-    fork = model.forks[task]
     out = {}
     with torch.no_grad():
         for utt, x in feats.items():
@@ -54,13 +52,7 @@ def embed_utterances(model, feats, task, device):
                 logger.warning("utterance %s has no frames; left out", utt)
                 continue
             xt = torch.from_numpy(x)[None].to(device)
-            lens = torch.tensor([x.shape[0]], device=device)
-            if head.pooling == "first":
-                _, prefix = model.trunk(xt, upto=fork, lengths=lens, return_prefix=True)
-                e = head.embed(prefix[fork - 1][:, None])
-            else:
-                rep = model.trunk(xt, upto=fork, lengths=lens)[fork - 1]
-                e = head.embed(rep, length_mask(model.output_lengths(lens, fork), rep.shape[1]))
+            e = model(xt, heads=[task], lengths=torch.tensor([x.shape[0]], device=device), embed=True)[task]
             out[utt] = e[0].float().cpu().numpy()
     return out
 

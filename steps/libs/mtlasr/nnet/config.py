@@ -208,6 +208,8 @@ def check_model(cfg: Dict[str, Any]) -> None:
             if not isinstance(m[k], bool):
                 raise ValueError(f"model.{k}: must be true or false, got {m[k]!r}")
     for name, t in cfg["tasks"].items():
+        if t["pooling"] in ("ctc_blank", "ctc_nonblank") and m["criterion"] != "ctc":
+            raise ValueError(f"tasks.{name}.pooling: {t['pooling']} pools by the CTC outputs: model.criterion ctc")
         if t["pooling"] == "first" and not (m["encoder"] == "wav2vec2" and m["cls_token"]):
             raise ValueError(f"tasks.{name}.pooling: first (first+cls pooling) needs the wav2vec2 encoder with "
                              f"model.cls_token true")

@@ -104,6 +104,26 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
     raise ValueError(f"unknown pooling '{kind}' (mean, max, lse or first)")
 
 
+CTC_POOLINGS = ("ctc_blank", "ctc_nonblank")
+
+
+def ctc_pool_mask(logits: torch.Tensor, mask: Optional[torch.Tensor], kind: str) -> torch.Tensor:
+    """Seed 003 sec. 3.1.4, CTC-based mean pooling: the frames whose CTC
+    output peaks at the blank (``ctc_blank``) or at a unit
+    (``ctc_nonblank``). Not differentiated.
+
+    Args: logits ``(B, T, V)`` of the main CTC head (unit 0 = blank); mask
+      ``(B, T)`` bool valid frames (None: all); kind.
+    Returns: ``(B, T)`` bool; a row with no such frame keeps all its valid
+      frames (so that every utterance has an embedding).
+    """
+    with torch.no_grad():
+        blank = logits.argmax(-1) == 0
+        valid = torch.ones_like(blank) if mask is None else mask
+        m = valid & (blank if kind == "ctc_blank" else ~blank)
+        return torch.where(m.any(1, keepdim=True), m, valid)
+
+
 class CosineLinear(nn.Module):
     """Cosines between each input vector and K learned class vectors (the
     output layer of an AAM-softmax head; ArcFace, Deng et al. 2019, eq. 3:
@@ -164,7 +184,7 @@ class Head(nn.Module):
         if self.pooling != "none":
             if mask is None:
                 mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
-            h = pool(h, mask, self.pooling, self.tau)
+            h = pool(h, mask, "mean" if self.pooling in CTC_POOLINGS else self.pooling, self.tau)
         return h
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -200,13 +220,22 @@ class AcousticModel(nn.Module):
     def __init__(self, input_dim: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 1024,
                  proj_dim: int = 256, dropout: float = 0.0,
                  aux: Optional[Dict[str, Tuple[int, Sequence[int], int]]] = None,
-                 encoder: Optional[nn.Module] = None, branches: Optional[Dict[str, int]] = None):
+                 encoder: Optional[nn.Module] = None, branches: Optional[Dict[str, int]] = None,
+                 split: Optional[Dict[str, int]] = None):
         super().__init__()
         self.trunk = encoder if encoder is not None else LstmTrunk(input_dim, num_layers, cell_dim, proj_dim,
                                                                     dropout)
         num_layers = len(self.trunk.layers)
         dims = self.trunk.output_dims
-        self.heads = nn.ModuleDict({"main": nn.Linear(dims[-1], num_pdfs)})
+        # the explicit split of the last layer (seed 003 sec. 3.1.3, eq. 1): head -> d_k,
+        # the head reads dimensions [0, d_k) and the main head the rest
+        self.split = {n: k for n, k in (split or {}).items() if k}
+        if len(self.split) > 1:
+            raise ValueError(f"heads {', '.join(self.split)}: only one head can split the last layer")
+        d_k = next(iter(self.split.values()), 0)
+        if not 0 <= d_k < dims[-1]:
+            raise ValueError(f"split {d_k}: must leave the main head some of the last layer's {dims[-1]} dimensions")
+        self.heads = nn.ModuleDict({"main": nn.Linear(dims[-1] - d_k, num_pdfs)})
         self.forks: Dict[str, int] = {"main": num_layers}
         # True: auxiliary heads read detached representations (their losses
         # train the heads only, not the shared layers; staged training)
@@ -228,8 +257,14 @@ class AcousticModel(nn.Module):
         for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
-            self.heads[name] = Head(dims[fork - 1], hidden, dim, *rest)
+            if name in self.split and (fork != num_layers or name in self.branch_at):
+                raise ValueError(f"head {name}: a split head reads the last shared layer (fork last, no branch), "
+                                 f"got fork {fork}")
+            self.heads[name] = Head(self.split.get(name, dims[fork - 1]), hidden, dim, *rest)
             self.forks[name] = fork
+            if self.heads[name].pooling in CTC_POOLINGS and (fork != num_layers or name in self.branch_at):
+                raise ValueError(f"head {name}: CTC-based pooling reads the main head's output sequence: fork "
+                                 f"last and no branch, got fork {fork}")
             if self.heads[name].pooling == "first" and not (getattr(self.trunk, "cls_token", False) and fork >= 2):
                 raise ValueError(f"head {name}: first+cls pooling needs an encoder with a CLS token and a fork "
                                  f"after its first layer (the CLS token enters the transformer), got layer {fork}")
@@ -241,17 +276,22 @@ class AcousticModel(nn.Module):
 
     def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None, out_slice: Optional[slice] = None,
                 mask: Optional[torch.Tensor] = None,
-                lengths: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                lengths: Optional[torch.Tensor] = None, embed: bool = False) -> Dict[str, torch.Tensor]:
         """Args: x ``(B, T, D)``; heads: names to compute (default all);
         out_slice: keep only these time positions ``T'`` (the labelled ones);
         mask: ``(B, T')`` frames that pooled heads pool over; lengths:
         ``(B,)`` valid input frames of padded utterances (then each pooled
         head pools over the valid frames of its own fork layer, and ``mask``
-        is not used).
+        is not used); embed: auxiliary heads return :meth:`Head.embed`
+        (what their output layer reads: ``(B, E)`` pooled embeddings, e.g.
+        speaker embeddings) instead of their outputs.
         Returns: name -> ``(B, T', K)`` (``(B, K)`` for pooled heads)."""
         from .encoders import length_mask
 
-        names = list(self.heads) if heads is None else heads
+        names = list(self.heads) if heads is None else list(heads)
+        ctc_pooled = [n for n in names if getattr(self.heads[n], "pooling", None) in CTC_POOLINGS]
+        if ctc_pooled:  # they pool by the main head's outputs: main first
+            names = ["main"] + [n for n in names if n != "main"]
         first = [n for n in names if getattr(self.heads[n], "pooling", None) == "first"]
         branched = [n for n in names if n in self.branch_at]
         upto = max(self.branch_at.get(n, self.forks[n]) for n in names)
@@ -277,6 +317,9 @@ class AcousticModel(nn.Module):
                 rep = cls[:, None, :]  # (B, 1, H)
             elif out_slice is not None:
                 rep = rep[:, out_slice]
+            if self.split:
+                d_k = next(iter(self.split.values()))
+                rep = rep[..., :d_k] if name in self.split else rep[..., d_k:] if name == "main" else rep
             if self.detach_aux and name != "main":
                 rep = rep.detach()
             head = self.heads[name]
@@ -284,7 +327,11 @@ class AcousticModel(nn.Module):
                 m = mask
                 if lengths is not None and name not in first:
                     m = length_mask(self.output_lengths(lengths, self.forks[name]), rep.shape[1])
-                out[name] = head(rep, m)
+                if name in ctc_pooled:
+                    m = ctc_pool_mask(out["main"], m, head.pooling)
+                out[name] = head.embed(rep, m) if embed else head(rep, m)
             else:
                 out[name] = head(rep)
+        if heads is not None and "main" not in heads:
+            out.pop("main", None)
         return out

@@ -40,7 +40,11 @@ the speaker-aware LSTM of seed 000's reference [25]) or once per chunk
 from the head's hidden representation pooled over the chunk's frames
 (``mean``, ``max`` or ``lse``: LogSumExp with temperature ``tau``, seed 002
 sec. 3), or, with the wav2vec2 encoder and ``model.cls_token``, from the
-CLS token's output (``first``: seed 003's first+cls pooling).
+CLS token's output (``first``: seed 003's first+cls pooling), or, with
+``model.criterion: ctc``, the mean over the frames whose CTC output peaks at
+the blank (``ctc_blank``) or at a unit (``ctc_nonblank``; seed 003 sec.
+3.1.4). ``split: d_k`` gives the head the first d_k dimensions of the last
+layer and the main head the others (seed 003 sec. 3.1.3, eq. 1).
 
 ``branch: k`` (wav2vec2 encoder only) gives the head its own copy of the
 shared layers after layer k, initialised as they are, so that the task
@@ -82,7 +86,7 @@ import torch
 TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label", "frame_label")
 LOSSES = ("mse", "ce", "aam")
 FORK_NAMES = ("first", "mid", "last")
-POOLINGS = ("none", "mean", "max", "lse", "first")
+POOLINGS = ("none", "mean", "max", "lse", "first", "ctc_blank", "ctc_nonblank")
 SCHEDULES = ("static", "ramp", "dynamic")
 LABEL_KINDS = ("utt_label", "frame_label")
 
@@ -101,6 +105,7 @@ TASK_DEFAULTS: Dict[str, Any] = {
     "gamma": 10.0,     # ramp steepness
     "weight": 1.0,     # lambda (the ramp's final value)
     "branch": 0,       # k >= 2: the head reads its own copy of the shared layers after layer k (wav2vec2)
+    "split": 0,        # d_k > 0: the head reads dimensions [0, d_k) of the last layer, the main head the rest
     "margin": 0.2,     # aam: additive angular margin m, radians (seed 003: 0.2)
     "scale": 30.0,     # aam: logit scale s (seed 003: 30)
 }
@@ -157,8 +162,9 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.margin: not a number: {out['margin']!r}") from None
     if not 0 <= out["margin"] < math.pi / 2:
         raise ValueError(f"{where}.{name}.margin: must be in [0, pi/2) radians, got {out['margin']}")
-    if not isinstance(out["branch"], int) or isinstance(out["branch"], bool) or out["branch"] < 0:
-        raise ValueError(f"{where}.{name}.branch: must be 0 (no branch) or a layer number, got {out['branch']!r}")
+    for k in ("branch", "split"):
+        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
+            raise ValueError(f"{where}.{name}.{k}: must be 0 (none) or a positive number, got {out[k]!r}")
     if not isinstance(out["period"], int) or out["period"] < 1:
         raise ValueError(f"{where}.{name}.period: must be a positive integer, got {out['period']!r}")
     if not isinstance(out["hidden"], list) or not all(isinstance(h, int) and h > 0 for h in out["hidden"]):

@@ -61,13 +61,14 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
 
     m = cfg["model"]
     encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
-    aux, branches = {}, {}
+    aux, branches, split = {}, {}, {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
         aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
                      spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
         branches[name] = spec.get("branch", 0)
-    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches)
+        split[name] = spec.get("split", 0)
+    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
