@@ -321,3 +321,27 @@ def test_ctc_based_pooling_and_split_embedding():
     with pytest.raises(ValueError, match="pools by the CTC outputs"):
         load_config(None, ["tasks.spk.targets=utt_label", "tasks.spk.source=u", "tasks.spk.pooling=ctc_blank",
                            "tasks.spk.loss=ce"])
+
+
+def test_prepare_a_fine_tuned_checkpoint_dir(tmp_path, caplog):
+    """prepare_wav2vec2: a Wav2Vec2ForCTC directory becomes an encoder
+    directory with the same encoder outputs; a broken one is refused."""
+    import logging
+
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    from mtlasr.bin import prepare_wav2vec2
+
+    torch.manual_seed(0)
+    ctc = Wav2Vec2ForCTC(Wav2Vec2Config(**TINY, vocab_size=7)).eval()
+    ctc.save_pretrained(tmp_path / "ctc")
+    assert prepare_wav2vec2.main([str(tmp_path / "ctc"), str(tmp_path / "enc")]) == 0
+    assert "parameters" in (tmp_path / "enc" / "summary.txt").read_text()
+    enc = load_wav2vec2(str(tmp_path / "enc")).eval()
+    wav = torch.randn(1, 8000)
+    with torch.no_grad():
+        assert torch.equal(enc(wav).last_hidden_state, ctc.wav2vec2(wav).last_hidden_state)
+    (tmp_path / "ctc" / "config.json").write_text(json.dumps({"model_type": "hubert"}))
+    with caplog.at_level(logging.ERROR):
+        assert prepare_wav2vec2.main([str(tmp_path / "ctc"), str(tmp_path / "enc2")]) == 1
+    assert "model_type is 'hubert'" in caplog.text and not (tmp_path / "enc2").exists()
