@@ -249,6 +249,31 @@ def test_zero_lambda_equals_single_task(tmp_path):
         assert torch.equal(v, mtl.model.state_dict()[k]), k
 
 
+def test_main_weight_zero_trains_the_auxiliary_task_alone(tmp_path):
+    """train.main_weight 0 (seed 003's single-task speaker baseline; eq. 4's
+    lambda_s): the main head never moves, the shared layers and the
+    auxiliary head do."""
+    from mtlasr.nnet.tasks import task_weights
+
+    task = ["tasks.iv.targets=utt_vector", "tasks.iv.source=x", "tasks.iv.weight=0.12"]
+    loss = {"main": torch.tensor(2.0), "iv": torch.tensor(4.0)}
+    cfg = toy_cfg(tmp_path, task + ["train.main_weight=0.88"])
+    assert task_weights(cfg["tasks"], loss, {"iv": 0.12}, cfg["train"]["main_weight"])[0] == {"main": 0.88, "iv": 0.12}
+    tr, _ = train_toy(tmp_path, "aux_only", toy_cfg(tmp_path, task + ["train.main_weight=0"]), True)
+    init = torch.load(tmp_path / "aux_only" / "epoch-1.pt", weights_only=False)["model"]
+    torch.manual_seed(0)
+    first = Trainer(toy_cfg(tmp_path, task + ["train.main_weight=0"]), tr.train, tr.valid, tr.model.heads["main"].out_features,
+                    tmp_path / "fresh", torch.device("cpu")).model.state_dict()
+    end = tr.model.state_dict()
+    assert all(torch.equal(first[k], end[k]) for k in end if k.startswith("heads.main."))
+    assert not all(torch.equal(first[k], end[k]) for k in end if k.startswith("trunk."))
+    assert not all(torch.equal(first[k], init[k]) for k in end if k.startswith("heads.iv."))
+    with pytest.raises(ValueError, match="dynamic weighting .* sets the main task's weight"):
+        toy_cfg(tmp_path, task + ["tasks.iv.schedule=dynamic", "train.main_weight=0.5"])
+    with pytest.raises(ValueError, match="main_weight: must be a number >= 0"):
+        toy_cfg(tmp_path, ["train.main_weight=-1"])
+
+
 def test_positive_lambda_changes_training_and_learns_the_targets(tmp_path):
     _, h0 = train_toy(tmp_path, "stl", toy_cfg(tmp_path), False)
     cfg = toy_cfg(tmp_path, ["tasks.iv.targets=utt_vector", "tasks.iv.source=x", "tasks.iv.weight=1.0",

@@ -78,6 +78,10 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # A checkpoint (final.pt of another run) whose encoder and main head start this one
         # (seed 004: multi-task training after the CTC pre-training). "" = random.
         "init": "",
+        # lambda_s, the main task's static loss weight (seed 003 eq. 4: lambda_s = lambda and
+        # the auxiliary task's weight 1 - lambda); 0 trains the auxiliary tasks alone (a
+        # single-task speaker baseline). Not with dynamic weighting, which sets it itself.
+        "main_weight": 1.0,
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
@@ -222,6 +226,12 @@ def check_model(cfg: Dict[str, Any]) -> None:
             if t["targets"] in ("frame_label", "frame_vector"):
                 raise ValueError(f"tasks.{name}: {t['targets']} targets need a frame alignment, which "
                                  f"CTC training does not have (use utterance or speaker targets)")
+    mw = cfg["train"]["main_weight"]
+    if isinstance(mw, bool) or not isinstance(mw, (int, float)) or not 0 <= mw < float("inf"):
+        raise ValueError(f"train.main_weight: must be a number >= 0, got {mw!r}")
+    if mw != 1.0 and any(t["schedule"] == "dynamic" for t in cfg["tasks"].values()):
+        raise ValueError("train.main_weight: dynamic weighting (seed 003 eqs. 6-7) sets the main task's weight "
+                         "itself; leave train.main_weight at 1")
     if cfg["train"]["batching"] not in ("mixed", "disjoint"):
         raise ValueError(f"train.batching: '{cfg['train']['batching']}' is not mixed or disjoint")
     if cfg["train"]["batching"] == "disjoint" and (m["criterion"] != "ctc" or not cfg["tasks"]):

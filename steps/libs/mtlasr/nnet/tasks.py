@@ -552,7 +552,7 @@ def step_lambdas(cfg_tasks: Mapping[str, Any], progress: float) -> Dict[str, flo
 
 
 def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor],
-                 lambdas: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
+                 lambdas: Mapping[str, float], main_weight: float = 1.0) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Loss weights and gradient-reversal scales of one training step.
 
     Args:
@@ -560,7 +560,8 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
         ``main``; lambdas: the step's :func:`step_lambdas`.
     Returns:
       (weights, grl_scales): weights name -> multiplier of the loss in the
-      total (``main`` included: 1 unless dynamic weighting is used);
+      total (``main`` included: ``main_weight``, ``train.main_weight``,
+      unless dynamic weighting is used);
       grl_scales task -> the reversal scale of tasks with ``grl``.
 
     A task without ``grl`` has loss weight ``weight`` (static), ``weight *
@@ -569,7 +570,7 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
     lambda scales the reversed gradient into the shared layers, so those
     minimise CE - lambda * L_k (seed 002 eq. 1).
     """
-    weights: Dict[str, float] = {"main": 1.0}
+    weights: Dict[str, float] = {"main": float(main_weight)}
     scales: Dict[str, float] = {}
     dyn = [k for k, s in cfg_tasks.items() if s["schedule"] == "dynamic" and k in losses]
     if dyn:

@@ -372,7 +372,7 @@ class Trainer:
                     _, aux_losses, _ = task_losses(self.ddp_model, aux_batch, tasks, sl)
                     losses = {"main": losses["main"], **{k: aux_losses[k] for k in tasks}}
                     tot_frames += int(aux_batch.x_lens.sum())
-                weights, _ = task_weights(tasks, losses, lambdas)
+                weights, _ = task_weights(tasks, losses, lambdas, tc["main_weight"])
                 if stage == "aux":
                     weights["main"] = 0.0
                 # (a weight can be 0: lambda = 0, a ramp at p = 0, the main task in stage aux)
