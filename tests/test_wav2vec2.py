@@ -313,6 +313,16 @@ def test_ctc_based_pooling_and_split_embedding():
     assert torch.allclose(out["main"], model.heads["main"](h[..., 12:]), atol=1e-6)
     m = length_mask(model.output_lengths(lens), h.shape[1])
     assert torch.allclose(out["spk"], (h[..., :12] * m[..., None]).sum(1) / m.sum(1, keepdim=True), atol=1e-5)
+    # decoding builds the model without the speaker head: the CTC head still reads its part
+    from mtlasr.nnet.train import load_for_inference
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        cfg = load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=12"])
+        torch.save({"config": cfg, "input_dim": 160, "num_pdfs": 5, "task_dims": {"spk": 3},
+                    "model": model.state_dict()}, f"{d}/final.pt")
+        dec, _ = load_for_inference(f"{d}/final.pt")
+        assert list(dec.heads) == ["main"]
+        assert torch.allclose(dec(x, lengths=lens)["main"], out["main"], atol=1e-6)
     with pytest.raises(ValueError, match="must leave the main head"):
         build_model(load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=32"]), 160, 5, {"spk": 3})
     with pytest.raises(ValueError, match="a split head reads the last shared layer"):

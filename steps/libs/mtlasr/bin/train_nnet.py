@@ -243,6 +243,12 @@ def main(argv=None):
                 more.append(source_path(cfg["sequence"]["curriculum_source"], args.train_data))
             if cfg["train"]["init"]:
                 more.append(Path(cfg["train"]["init"]))
+            if cfg["model"]["encoder"] == "wav2vec2" and cfg["model"]["w2v2_dir"]:
+                from mtlasr.nnet.wav2vec2 import WEIGHT_FILES
+
+                w = Path(cfg["model"]["w2v2_dir"])
+                more += [w / "config.json", next((w / f for f in WEIGHT_FILES if (w / f).is_file()),
+                                                 w / WEIGHT_FILES[0])]
             what.update({f: "input" for f in more})
             files += more
         missing = [f for f in files if not f.is_file()]

@@ -61,13 +61,15 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
 
     m = cfg["model"]
     encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
-    aux, branches, split = {}, {}, {}
+    aux, branches = {}, {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
         aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
                      spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
         branches[name] = spec.get("branch", 0)
-        split[name] = spec.get("split", 0)
+    # a split of the last layer narrows the main head even where the splitting
+    # head itself is not built (decoding: load_for_inference)
+    split = {name: spec.get("split", 0) for name, spec in cfg["tasks"].items() if spec.get("split", 0)}
     return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
 
 
