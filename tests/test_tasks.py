@@ -351,7 +351,8 @@ def test_every_shipped_config_loads():
     recipes = sorted((Path(__file__).resolve().parent.parent / "egs").glob("*/s5/conf"))
     assert recipes
     for root in recipes:
-        models = sorted([*root.glob("lstm*.yaml"), *root.glob("ctc*.yaml")])  # LSTM-HMM and CTC models
+        # LSTM-HMM, CTC and wav2vec2 CTC models (not conf/w2v2_pretrain.yaml etc.: network configs)
+        models = sorted([*root.glob("lstm*.yaml"), *root.glob("ctc*.yaml"), *root.glob("w2v2_ctc*.yaml")])
         tasks = sorted((root / "tasks").rglob("*.yaml"))  # tasks/<variant>/<task>.yaml too
         for m in models:
             load_config(m)
@@ -361,7 +362,7 @@ def test_every_shipped_config_loads():
             for name, spec in cfg["tasks"].items():
                 resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
     names = [r.parent.parent.name for r in recipes]
-    assert "multiling_espeak" in names and "wsj" in names
+    assert "multiling_espeak" in names and "wsj" in names and "speech_speaker" in names
     timit = recipes[names.index("timit")]
     assert len(list(timit.glob("lstm*.yaml"))) == 3 and len(list((timit / "tasks").glob("*.yaml"))) >= 7
 

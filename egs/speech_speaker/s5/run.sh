@@ -172,7 +172,7 @@ train_system() {
                 --set model.w2v2_dir=exp/w2v2_init "${nnet_sets[@]}" --set "train.seed=$seed")
   local dirs=(data/train data/lang_char data/dev data/lang_char "exp/${sys}_s$seed")
   if [ "$sys" = stl_speech ]; then
-    steps/nnet/train.sh "${common[@]}" --set train.batching=mixed "${dirs[@]}"
+    steps/nnet/train.sh "${common[@]}" "${dirs[@]}"
     return
   fi
   hidden=$(python3 -c "import json; print(json.load(open('exp/w2v2_init/config.json'))['hidden_size'])")
