@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Compute MFCC features for a data dir in parallel jobs.
+# Compute MFCC features for a data dir in parallel jobs (or, with
+# --raw-frames S, the waveform itself cut into frames of S samples: the
+# input of the wav2vec2 encoder, S = 160 for 10 ms at 16 kHz).
 # Writes <data-dir>/feats.scp and utt2num_frames; the arks go in <mfcc-dir>,
 # named raw_mfcc_<name>.<key>.<job>.ark, where <key> stands for what they are
 # made from (the audio, the MFCC config, --channel, the code, the number of
@@ -22,9 +24,11 @@ cmd=utils/run_local.sh
 mfcc_config=conf/mfcc.conf
 channel=-1           # -1: the audio must be mono; 0, 1, ...: the channel to take
 force=false          # recompute even if up to date
+raw_frames=0         # > 0: no MFCCs: the waveform in frames of this many samples (at the config's sample rate)
 help_message="Usage: $0 [options] <data-dir> [<log-dir> [<mfcc-dir>]]
 e.g.: $0 --nj 4 data/train exp/make_mfcc/train mfcc
-      $0 --mfcc-config conf/mfcc_8k.conf --channel 0 data/swbd exp/make_mfcc/swbd mfcc"
+      $0 --mfcc-config conf/mfcc_8k.conf --channel 0 data/swbd exp/make_mfcc/swbd mfcc
+      $0 --raw-frames 160 data/train_raw exp/make_raw/train_raw raw   # wav2vec2 input"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/lib.sh
@@ -38,9 +42,12 @@ logdir=${2:-exp/make_mfcc/$(basename "$data")}
 mfccdir=${3:-mfcc}
 name=$(basename "$data")
 if ! [[ $channel =~ ^(-1|[0-9]+)$ ]]; then die "--channel must be -1 or a channel number, got '$channel'"; fi
+[[ $raw_frames =~ ^[0-9]+$ ]] || die "--raw-frames must be a number of samples (0: MFCCs), got '$raw_frames'"
+opts="channel=$channel"
+[ "$raw_frames" -eq 0 ] || opts+=" raw_frames=$raw_frames"
 
 require_files "$data/wav.scp" "$data/utt2spk" "$mfcc_config"
-record=$(step_record "channel=$channel" "$mfcc_config" "$data/wav.scp" "audio:$data/wav.scp")
+record=$(step_record "$opts" "$mfcc_config" "$data/wav.scp" "audio:$data/wav.scp")
 if [ "$force" = false ] && [ -s "$data/feats.scp" ] && step_fresh "$data" mfcc "$record"; then
   log "$data: MFCCs are up to date; skipping (--force true to redo)"
   exit 0
@@ -59,7 +66,7 @@ utils/split_data.sh --per-utt "$data" "$nj"
 # other inputs or options has another key, so it never takes these.
 [ "$force" = false ] || rm -f "$job".[0-9]*.scp
 $cmd JOB=1:"$nj" "$logdir/make_mfcc_$name.JOB.log" \
-  bash -c "[ -s '$job.JOB.scp' ] || python3 -m mtlasr.bin.compute_mfcc --config '$mfcc_config' --channel $channel '$data/split${nj}utt/JOB/wav.scp' '$job.JOB.ark' '$job.JOB.scp'" \
+  bash -c "[ -s '$job.JOB.scp' ] || python3 -m mtlasr.bin.compute_mfcc --config '$mfcc_config' --channel $channel --raw-frames $raw_frames '$data/split${nj}utt/JOB/wav.scp' '$job.JOB.ark' '$job.JOB.scp'" \
   || die_log "$logdir/make_mfcc_$name.*.log" "MFCC extraction failed for $data"
 
 for n in $(seq "$nj"); do cat "$job.$n.scp"; done | sort > "$data/feats.scp.tmp"
@@ -88,5 +95,5 @@ for f in "$mfccdir/raw_mfcc_$name".*.owner; do
 done
 rm -f "$data/.mfcc.done"  # the marker of earlier versions
 # fix_data_dir.sh may have shortened wav.scp: record what the features are made from now.
-step_done "$data" mfcc "$(step_record "channel=$channel" "$mfcc_config" "$data/wav.scp" "audio:$data/wav.scp")"
+step_done "$data" mfcc "$(step_record "$opts" "$mfcc_config" "$data/wav.scp" "audio:$data/wav.scp")"
 log "$data: MFCCs for $nfeat utterances in $(( $(date +%s) - start )) s"

@@ -213,3 +213,58 @@ def test_untranscribed_utterances_train_only_the_aux_task():
     batch = ds.batch([3, 4, 5])  # only untranscribed
     _, losses, has = ctc_task_losses(model, batch, cfg["tasks"])
     assert not has.any() and losses["main"].item() == 0.0 and losses["lang"].item() > 0
+
+
+def test_disjoint_batches_alternate_speech_and_speaker(tmp_path, monkeypatch):
+    """train.batching disjoint (seed 003 sec. 3.2.1): every update takes one
+    batch of transcribed utterances (its CTC loss) and one of speaker-only
+    utterances (its auxiliary loss), the speaker batches cycling; mixed
+    batching mixes both kinds in a batch."""
+    import mtlasr.nnet.train as train_mod
+
+    torch.set_num_threads(1)
+    feats, labels, lang = _toy(20)
+    utts = sorted(feats)
+    speech, spk_only = utts[:12], utts[12:]
+    sets = ["model.criterion=ctc", "model.encoder=glu_conv", "model.num_layers=1", "model.cell_dim=4",
+            "model.kernel=3", "train.max_epochs=2", "train.minibatch=3", "train.num_threads=1",
+            "tasks.lang.targets=utt_label", "tasks.lang.source=x", "tasks.lang.loss=ce",
+            "tasks.lang.pooling=mean", "tasks.lang.schedule=dynamic"]
+
+    def data():
+        return SequenceDataset(feats, {u: labels[u] for u in speech}, lambda t: t,
+                               {"lang": _spk_targets(utts, lang)}, untranscribed=spk_only)
+
+    seen = []
+    real = train_mod.task_losses
+
+    def spy(model, batch, tasks, sl=None):
+        seen.append(list(batch.utts))
+        return real(model, batch, tasks, sl)
+
+    monkeypatch.setattr(train_mod, "task_losses", spy)
+    (tmp_path / "d").mkdir()
+    tr = Trainer(load_config(None, sets + ["train.batching=disjoint"]), data(), None, 5, tmp_path / "d",
+                 torch.device("cpu"))
+    tr.run()
+    assert len(seen) == 2 * 2 * 4  # 2 epochs x 4 speech batches x (speech, speaker)
+    for k in range(0, len(seen), 2):
+        assert set(seen[k]) <= set(speech) and set(seen[k + 1]) <= set(spk_only)
+    # every speech utterance once per epoch; the 8 speaker-only ones (3 batches) cycle
+    assert sorted(u for b in seen[0:8:2] for u in b) == speech
+    assert set(u for b in seen[1:8:2] for u in b) == set(spk_only)
+    assert tr.history[0]["train_lang_loss"] > 0
+
+    seen.clear()
+    (tmp_path / "m").mkdir()
+    Trainer(load_config(None, sets), data(), None, 5, tmp_path / "m", torch.device("cpu")).run()
+    assert len(seen) == 2 * 7 and any(set(b) & set(speech) and set(b) & set(spk_only) for b in seen)
+
+    only_speech = SequenceDataset({u: feats[u] for u in speech}, labels, lambda t: t,
+                                  {"lang": _spk_targets(speech, lang)})
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ValueError, match="needs transcribed and speaker-only"):
+        Trainer(load_config(None, sets + ["train.batching=disjoint"]), only_speech, None, 5, tmp_path / "x",
+                torch.device("cpu")).run()
+    with pytest.raises(ValueError, match="disjoint batches need model.criterion ctc and an auxiliary task"):
+        load_config(None, ["model.criterion=ctc", "train.batching=disjoint"])

@@ -64,6 +64,13 @@ def test_truncated_riff_stereo_empty_and_channels(tmp_path):
     (tmp_path / "rcut.wav").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(AudioError, match=r"utterance u: audio .*rcut\.wav: truncated: its RIFF data chunk"):
         read_audio(str(tmp_path / "rcut.wav"), "u")
+    # a WAV streamed through a pipe (ffmpeg, sox): sizes 0xFFFFFFFF, "unknown", are not a truncation
+    streamed = bytearray(blob)
+    streamed[4:8] = streamed[40:44] = b"\xff\xff\xff\xff"
+    assert streamed[36:40] == b"data"
+    (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
+    y, sr = read_audio(f"cat {tmp_path / 'streamed.wav'} |", "p")
+    assert sr == 16000 and np.array_equal(y, x.astype(np.float32))
     st = tmp_path / "stereo.wav"
     sf.write(st, np.stack([x, -x], axis=1), 16000, subtype="PCM_16")
     with pytest.raises(AudioError, match=r"utterance s: audio .*stereo\.wav has 2 channels; choose one with --channel"):

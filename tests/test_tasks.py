@@ -10,7 +10,9 @@ import torch
 from mtlasr.nnet.config import load_config
 from mtlasr.nnet.data import ChunkDataset, ChunkSpec
 from mtlasr.nnet.model import AcousticModel
-from mtlasr.nnet.tasks import TaskTargets, load_targets, mse_loss, resolve_fork, source_path, task_spec
+from mtlasr.nnet.model import CosineLinear, Head
+from mtlasr.nnet.tasks import (TaskTargets, aam_logits, aam_loss, load_targets, mse_loss, resolve_fork, source_path,
+                               task_loss, task_spec)
 from mtlasr.nnet.train import Trainer, load_for_inference
 
 IVEC = {"targets": "utt_vector", "source": "exp/ivectors_{set}/ivectors.scp", "weight": 1e-4}
@@ -120,6 +122,66 @@ def test_mse_is_half_squared_error_per_frame():
     assert mse_loss(pred, tgt, mask).item() == pytest.approx((2.5 + 1.0) / 2)
 
 
+def test_aam_softmax_against_a_hand_computation():
+    """ArcFace eq. 3 with seed 003's s = 30, m = 0.2, worked by hand."""
+    import math
+
+    cos = torch.tensor([[0.8, 0.6, -0.2], [0.1, -0.99, 0.3]])
+    target = torch.tensor([[0, 0], [1, 1]])  # per frame; the pooled loss takes the first counted frame
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    s, m = 30.0, 0.2
+    # row 0: theta_y = acos(0.8); the target logit is s cos(theta_y + m)
+    t0 = s * math.cos(math.acos(0.8) + m)
+    row0 = [t0, s * 0.6, s * -0.2]
+    # row 1: theta_y = acos(-0.99) = 3.0 > pi - m: the fallback s (cos - m sin m)
+    t1 = s * (-0.99 - m * math.sin(m))
+    row1 = [s * 0.1, t1, s * 0.3]
+    logits = aam_logits(cos, target[:, 0], m, s)
+    assert torch.allclose(logits, torch.tensor([row0, row1]), atol=1e-4)
+
+    def ce(row, y):
+        return -row[y] + math.log(sum(math.exp(v) for v in row))
+    want = (ce(row0, 0) + ce(row1, 1)) / 2
+    assert aam_loss(cos, target, mask, m, s).item() == pytest.approx(want, rel=1e-5)
+    spec = task_spec("spk", {"targets": "utt_label", "source": "{data}/utt2spk", "loss": "aam", "pooling": "mean"})
+    assert (spec["margin"], spec["scale"]) == (0.2, 30.0)
+    assert task_loss(spec, cos, target, mask).item() == pytest.approx(want, rel=1e-5)
+    # no margin: a scaled softmax cross-entropy; a row that does not count is ignored
+    plain = torch.nn.functional.cross_entropy(s * cos[:1], torch.tensor([0]))
+    assert aam_loss(cos, target, torch.tensor([[True, True], [False, False]]), 0.0, s).item() == \
+        pytest.approx(plain.item(), rel=1e-6)
+    assert aam_loss(cos, target, torch.zeros(2, 2, dtype=torch.bool)).item() == 0.0
+    # the margin makes the loss larger than without it, and it has gradients
+    c = cos.clone().requires_grad_(True)
+    loss = aam_loss(c, target, mask, m, s)
+    loss.backward()
+    assert loss.item() > aam_loss(cos, target, mask, 0.0, s).item() and torch.isfinite(c.grad).all()
+    with pytest.raises(ValueError, match="pooled head"):
+        aam_loss(cos[:, None], target, mask)
+
+
+def test_aam_declarations_and_cosine_head():
+    base = {"targets": "utt_label", "source": "{data}/utt2spk", "loss": "aam"}
+    with pytest.raises(ValueError, match="aam needs utt_label targets and a pooled head"):
+        task_spec("spk", base)
+    with pytest.raises(ValueError, match="margin: must be in"):
+        task_spec("spk", {**base, "pooling": "mean", "margin": 2.0})
+    with pytest.raises(ValueError, match="scale: must be > 0"):
+        task_spec("spk", {**base, "pooling": "mean", "scale": 0})
+    with pytest.raises(ValueError, match="need loss mse"):
+        task_spec("iv", {**IVEC, "loss": "aam"})
+    torch.manual_seed(0)
+    head = Head(6, [4], 3, pooling="mean", cosine=True)
+    assert isinstance(head.out, CosineLinear)
+    x = torch.randn(2, 5, 6)
+    out = head(x)
+    assert out.shape == (2, 3) and float(out.abs().max()) <= 1.0 + 1e-6
+    e = head.embed(x)
+    assert e.shape == (2, 4)
+    w = torch.nn.functional.normalize(head.out.weight, dim=-1)
+    assert torch.allclose(out, torch.nn.functional.normalize(e, dim=-1) @ w.T, atol=1e-6)
+
+
 # ---------------------------------------------------------------- model
 def test_heads_fork_where_configured():
     torch.manual_seed(0)
@@ -185,6 +247,31 @@ def test_zero_lambda_equals_single_task(tmp_path):
     assert "train_iv_loss" in h1[0] and "valid_iv_loss" in h1[0]
     for k, v in stl.model.state_dict().items():
         assert torch.equal(v, mtl.model.state_dict()[k]), k
+
+
+def test_main_weight_zero_trains_the_auxiliary_task_alone(tmp_path):
+    """train.main_weight 0 (seed 003's single-task speaker baseline; eq. 4's
+    lambda_s): the main head never moves, the shared layers and the
+    auxiliary head do."""
+    from mtlasr.nnet.tasks import task_weights
+
+    task = ["tasks.iv.targets=utt_vector", "tasks.iv.source=x", "tasks.iv.weight=0.12"]
+    loss = {"main": torch.tensor(2.0), "iv": torch.tensor(4.0)}
+    cfg = toy_cfg(tmp_path, task + ["train.main_weight=0.88"])
+    assert task_weights(cfg["tasks"], loss, {"iv": 0.12}, cfg["train"]["main_weight"])[0] == {"main": 0.88, "iv": 0.12}
+    tr, _ = train_toy(tmp_path, "aux_only", toy_cfg(tmp_path, task + ["train.main_weight=0"]), True)
+    init = torch.load(tmp_path / "aux_only" / "epoch-1.pt", weights_only=False)["model"]
+    torch.manual_seed(0)
+    first = Trainer(toy_cfg(tmp_path, task + ["train.main_weight=0"]), tr.train, tr.valid, tr.model.heads["main"].out_features,
+                    tmp_path / "fresh", torch.device("cpu")).model.state_dict()
+    end = tr.model.state_dict()
+    assert all(torch.equal(first[k], end[k]) for k in end if k.startswith("heads.main."))
+    assert not all(torch.equal(first[k], end[k]) for k in end if k.startswith("trunk."))
+    assert not all(torch.equal(first[k], init[k]) for k in end if k.startswith("heads.iv."))
+    with pytest.raises(ValueError, match="dynamic weighting .* sets the main task's weight"):
+        toy_cfg(tmp_path, task + ["tasks.iv.schedule=dynamic", "train.main_weight=0.5"])
+    with pytest.raises(ValueError, match="main_weight: must be a number >= 0"):
+        toy_cfg(tmp_path, ["train.main_weight=-1"])
 
 
 def test_positive_lambda_changes_training_and_learns_the_targets(tmp_path):
@@ -264,7 +351,8 @@ def test_every_shipped_config_loads():
     recipes = sorted((Path(__file__).resolve().parent.parent / "egs").glob("*/s5/conf"))
     assert recipes
     for root in recipes:
-        models = sorted([*root.glob("lstm*.yaml"), *root.glob("ctc*.yaml")])  # LSTM-HMM and CTC models
+        # LSTM-HMM, CTC and wav2vec2 CTC models (not conf/w2v2_pretrain.yaml etc.: network configs)
+        models = sorted([*root.glob("lstm*.yaml"), *root.glob("ctc*.yaml"), *root.glob("w2v2_ctc*.yaml")])
         tasks = sorted((root / "tasks").rglob("*.yaml"))  # tasks/<variant>/<task>.yaml too
         for m in models:
             load_config(m)
@@ -274,7 +362,7 @@ def test_every_shipped_config_loads():
             for name, spec in cfg["tasks"].items():
                 resolve_fork(spec["fork"], cfg["model"]["num_layers"], name)
     names = [r.parent.parent.name for r in recipes]
-    assert "multiling_espeak" in names and "wsj" in names
+    assert "multiling_espeak" in names and "wsj" in names and "speech_speaker" in names
     timit = recipes[names.index("timit")]
     assert len(list(timit.glob("lstm*.yaml"))) == 3 and len(list((timit / "tasks").glob("*.yaml"))) >= 7
 

@@ -73,7 +73,8 @@ def _riff_data_size(head: bytes) -> Optional[Tuple[int, int]]:
 
 def check_container(head: bytes, total: int, what: str) -> None:
     """Check that a SPHERE or RIFF WAV file of ``total`` bytes, whose first
-    bytes are ``head``, holds all the samples its header announces.
+    bytes are ``head``, holds all the samples its header announces (a RIFF
+    data size of 0 or 0xFFFFFFFF means "unknown": a WAV written to a pipe).
 
     Raises:
       AudioError: a truncated file, naming ``what`` and both counts.
@@ -96,6 +97,10 @@ def check_container(head: bytes, total: int, what: str) -> None:
     riff = _riff_data_size(head)
     if riff is not None:
         offset, size = riff
+        # 0 or 0xFFFFFFFF: a stream whose writer could not seek back to fill in
+        # the size (ffmpeg or sox writing to a pipe); the data runs to the end
+        if size in (0, 0xFFFFFFFF):
+            return
         if total - offset < size:
             raise AudioError(f"{what}: truncated: its RIFF data chunk announces {size} bytes but the file holds "
                              f"{max(total - offset, 0)}")

@@ -281,7 +281,7 @@ def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, *, cmvn
         raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
     data_dir = Path(data_dir)
     feats_scp = read_table(data_dir / "feats.scp")
-    cmvn_scp = read_table(data_dir / "cmvn.scp")
+    cmvn_scp = read_table(data_dir / "cmvn.scp") if cmvn_mode == "speaker" else {}
     utt2spk = read_table(data_dir / "utt2spk")
     cmvn: Dict[str, np.ndarray] = {}
     for utt in (feats_scp if utts is None else utts):
@@ -352,17 +352,18 @@ def _speaker_cmvn(data_dir: Path, spk: str, cmvn_scp: Mapping[str, str], feats_s
 
 
 def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int = 0,
-                  utts=None) -> Dict[str, np.ndarray]:
+                  utts=None, cmvn: str = "speaker") -> Dict[str, np.ndarray]:
     """Features of a data dir for the acoustic models, all in memory:
-    speaker CMVN applied, deltas optionally added (:func:`iter_features`
-    with ``cmvn_mode="speaker"``; utterances with no frames are kept, as
+    speaker CMVN applied (or none), deltas optionally added
+    (:func:`iter_features`; utterances with no frames are kept, as
     ``(0, D')`` matrices).
 
     Args:
-      data_dir: holds feats.scp, cmvn.scp and utt2spk.
+      data_dir: holds feats.scp, utt2spk and (for speaker CMVN) cmvn.scp.
       norm_vars: variance normalisation too (Kaldi's apply-cmvn --norm-vars).
       delta_order: 0 for static features, 2 for +delta+delta-delta.
       utts: restrict to these utterances (default: all in feats.scp).
+      cmvn: ``speaker`` or ``none`` (the networks' ``features.cmvn``).
 
     Returns:
       utterance -> ``(T, D * (delta_order + 1)) float32``, in feats.scp
@@ -375,7 +376,7 @@ def load_features(data_dir: PathLike, norm_vars: bool = False, delta_order: int 
       ValueError: non-finite features or CMVN stats (see
         :func:`iter_features`).
     """
-    return dict(iter_features(data_dir, norm_vars, delta_order, cmvn_mode="speaker", utts=utts,
+    return dict(iter_features(data_dir, norm_vars, delta_order, cmvn_mode=cmvn, utts=utts,
                               keep_empty=True, dtype=np.float32))
 
 

@@ -55,6 +55,54 @@ def all_pair_trials(utts: Sequence[str], utt2spk: Mapping[str, str]) -> Tuple[np
     return i, j, spk[i] == spk[j]
 
 
+LABELS = {"1": True, "target": True, "0": False, "nontarget": False}
+
+
+def read_trials(path, known) -> Tuple[List[Tuple[str, str]], np.ndarray]:
+    """A trial list: one trial per line, ``<label> <utt1> <utt2>`` (VoxCeleb's
+    order, label 1/0) or ``<utt1> <utt2> <label>`` (Kaldi's, label
+    target/nontarget); blank lines and ``#`` comments are skipped.
+
+    Args: path: the file; known: the utterances that have embeddings.
+    Returns: ``([(utt1, utt2), ...], (P,) bool target)``.
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: a malformed line (naming file and line), trials that name
+        utterances without an embedding (the count and the first, with its
+        line), or a list without target or without non-target trials.
+    """
+    from pathlib import Path
+
+    pairs: List[Tuple[str, str]] = []
+    target: List[bool] = []
+    unknown: List[Tuple[int, str]] = []
+    text = Path(path).read_text(encoding="utf-8")
+    for n, line in enumerate(text.splitlines(), 1):
+        f = line.split("#", 1)[0].split()
+        if not f:
+            continue
+        if len(f) == 3 and f[0] in LABELS and f[2] not in LABELS:
+            lab, a, b = f
+        elif len(f) == 3 and f[2] in LABELS:
+            a, b, lab = f
+        else:
+            raise ValueError(f"{path}:{n}: not '<1|0> <utt1> <utt2>' or '<utt1> <utt2> <target|nontarget>': "
+                             f"{line.strip()!r}")
+        for u in (a, b):
+            if u not in known:
+                unknown.append((n, u))
+        pairs.append((a, b))
+        target.append(LABELS[lab])
+    if unknown:
+        n, u = unknown[0]
+        raise ValueError(f"{path}: {len(unknown)} trial sides name utterances without an embedding, "
+                         f"e.g. {u} (line {n})")
+    t = np.array(target, dtype=bool)
+    if not t.any() or t.all():
+        raise ValueError(f"{path}: needs target and non-target trials (has {int(t.sum())} and {int((~t).sum())})")
+    return pairs, t
+
+
 def compute_eer(scores: np.ndarray, target: np.ndarray) -> Tuple[float, float]:
     """Equal error rate of verification scores (higher = more likely the same speaker).
 

@@ -98,9 +98,9 @@ def main(argv=None):
         for k, ckpt in enumerate(ckpts):
             model, cfg = load_for_inference(ckpt, "cpu")
             fc = cfg["features"]
-            key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
+            key = (bool(fc["norm_vars"]), int(fc["delta_order"]), fc.get("cmvn", "speaker"))
             if key not in feats_cache:
-                feats_cache[key] = load_features(data, norm_vars=key[0], delta_order=key[1])
+                feats_cache[key] = load_features(data, norm_vars=key[0], delta_order=key[1], cmvn=key[2])
             reps = layer_representations(model, cfg, feats_cache[key], [a.layer])[a.layer]
             utts = list(reps)
             x = np.stack([reps[u].mean(0) for u in utts])

@@ -1,7 +1,8 @@
-"""Compute Kaldi MFCCs for the utterances of a wav.scp.
+"""Compute Kaldi MFCCs for the utterances of a wav.scp (or, with
+--raw-frames S, the waveform cut into frames of S samples).
 
 Usage:
-  python3 -m mtlasr.bin.compute_mfcc --channel -1 [--config conf/mfcc.conf] <wav.scp> <out.ark> <out.scp>
+  python3 -m mtlasr.bin.compute_mfcc --channel -1 [--config conf/mfcc.conf] [--raw-frames S] <wav.scp> <out.ark> <out.scp>
 
   e.g.: python3 -m mtlasr.bin.compute_mfcc --channel -1 --config conf/mfcc.conf \\
           data/train/split2/1/wav.scp mfcc/raw_mfcc_train.1.ark mfcc/raw_mfcc_train.1.scp
@@ -33,7 +34,23 @@ def get_parser():
     p.add_argument("--config", default=None, metavar="MFCC.CONF", help="Kaldi-style MFCC options (--name=value lines)")
     p.add_argument("--channel", type=int, required=True,
                    help="-1: the audio must be mono; 0, 1, ...: the channel to use (Kaldi's --channel)")
+    p.add_argument("--raw-frames", type=int, default=0, metavar="S",
+                   help="> 0: write the waveform (int16 scale) as (floor(N / S), S) frames instead of MFCCs; "
+                        "the audio must still be at the config's sample rate (default %(default)s: MFCCs)")
     return p
+
+
+def raw_frames(samples, sr: int, want_sr: float, per_frame: int):
+    """The waveform ``(N,)`` as ``(floor(N / S), S) float32`` frames (the
+    last partial frame dropped), the input of the wav2vec2 encoder.
+
+    Raises: ValueError when ``sr`` is not the expected rate."""
+    import numpy as np
+
+    if int(sr) != int(want_sr):
+        raise ValueError(f"sample rate {sr} Hz, expected {int(want_sr)} Hz")
+    n = len(samples) // per_frame
+    return np.asarray(samples[: n * per_frame], dtype=np.float32).reshape(n, per_frame)
 
 
 def run(args):
@@ -50,7 +67,10 @@ def run(args):
             for i, (utt, spec) in enumerate(wavs.items()):
                 samples, sr = read_audio(spec, utt, args.channel)
                 try:
-                    m = compute_mfcc(samples, sr, opts)
+                    if args.raw_frames > 0:
+                        m = raw_frames(samples, sr, opts.frame_opts.samp_freq, args.raw_frames)
+                    else:
+                        m = compute_mfcc(samples, sr, opts)
                 except ValueError as e:
                     raise ValueError(f"utterance {utt}: audio {spec}: {e} (config {args.config})") from None
                 if m.shape[0] == 0:

@@ -59,7 +59,8 @@ def run(args):
     spec = ChunkSpec(**cfg["chunk"])
     prior = torch.from_numpy(log_priors(read_counts(nnet / "ali_train_pdf.counts"), args.prior_floor))
     fc = cfg["features"]
-    feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     t0, frames = time.time(), 0
     with torch.no_grad(), ark_writer(args.out_ark) as w:
         for utt, x in feats.items():
@@ -78,7 +79,8 @@ def forward_ctc(args, model, cfg, device):
     from mtlasr.features import load_features
 
     fc = cfg["features"]
-    feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(args.data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     t0, frames = time.time(), 0
     with torch.no_grad(), ark_writer(args.out_ark, args.scp) as w:
         for utt, x in feats.items():

@@ -177,9 +177,10 @@ def main(argv=None):
             per_model = []
             for ckpt, model, cfg, lays in group:
                 fc = cfg["features"]
-                key = (bool(fc["norm_vars"]), int(fc["delta_order"]))
+                key = (bool(fc["norm_vars"]), int(fc["delta_order"]), fc.get("cmvn", "speaker"))
                 if key not in feats_cache:
-                    feats_cache[key] = load_features(args.data_dir, norm_vars=key[0], delta_order=key[1])
+                    feats_cache[key] = load_features(args.data_dir, norm_vars=key[0], delta_order=key[1],
+                                                     cmvn=key[2])
                 t1 = time.time()
                 reps = layer_representations(model, cfg, feats_cache[key], lays, device)
                 t2 = time.time()

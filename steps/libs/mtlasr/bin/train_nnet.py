@@ -78,7 +78,8 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
     from mtlasr.nnet.data import ChunkDataset
 
     fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     from mtlasr.nnet.tasks import load_targets
 
     ali = gmm.read_ali_dir(ali_dir)
@@ -128,7 +129,8 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     from mtlasr.nnet.tasks import load_targets, source_path
 
     fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                          cmvn=fc.get("cmvn", "speaker"))
     tpath = Path(data_dir) / text_file
     if not tpath.is_file():
         raise FileNotFoundError(f"{what}: transcript file {tpath} does not exist (--text-file)")
@@ -136,7 +138,8 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     labels = {u: table.encode(t, u) for u, t in texts.items() if t}
     extra_feats = {}
     if extra_dir:
-        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"])
+        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
+                                    cmvn=fc.get("cmvn", "speaker"))
         clash = sorted(set(extra_feats) & set(feats))
         if clash:
             raise ValueError(f"--extra-data {extra_dir}: utterance {clash[0]} is also in {data_dir}")
@@ -240,6 +243,12 @@ def main(argv=None):
                 more.append(source_path(cfg["sequence"]["curriculum_source"], args.train_data))
             if cfg["train"]["init"]:
                 more.append(Path(cfg["train"]["init"]))
+            if cfg["model"]["encoder"] == "wav2vec2" and cfg["model"]["w2v2_dir"]:
+                from mtlasr.nnet.wav2vec2 import WEIGHT_FILES
+
+                w = Path(cfg["model"]["w2v2_dir"])
+                more += [w / "config.json", next((w / f for f in WEIGHT_FILES if (w / f).is_file()),
+                                                 w / WEIGHT_FILES[0])]
             what.update({f: "input" for f in more})
             files += more
         missing = [f for f in files if not f.is_file()]

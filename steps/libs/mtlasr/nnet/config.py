@@ -33,6 +33,12 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "conv_dim": 256,           # conv_blstm: front-end output size
         "kernel": 5,               # glu_conv: kernel width (odd)
         "subsampling": 1,          # conv_blstm, glu_conv: input frames per output frame (power of 2)
+        # wav2vec2 (seed 003; mtlasr.nnet.wav2vec2): input = framed waveform (samples_per_frame per frame)
+        "w2v2_dir": "",            # a local checkpoint directory (config.json + weights); "" = random weights
+        "w2v2_config": {},         # Wav2Vec2Config fields: the network (random weights) or dropout-like overrides
+        "samples_per_frame": 160,  # waveform samples per input frame (10 ms at 16 kHz)
+        "cls_token": False,        # a CLS token in front of the transformer (first+cls pooling)
+        "freeze_feature_encoder": True,  # keep the CNN fixed (seed 003); false for random weights
     },
     "chunk": {"chunk": 20, "left": 40, "delay": 5},   # criterion ce only
     # criterion ctc: whole utterances, batched by length
@@ -41,7 +47,9 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "max_utt_frames": 3000,    # longer training utterances are skipped (counted)
         "curriculum_source": "{data}/utt2lang",  # train.curriculum selects on its labels
     },
-    "features": {"norm_vars": True, "delta_order": 0},
+    # cmvn: speaker (the data dir's cmvn.scp) | none (e.g. wav2vec2's framed waveforms,
+    # which the encoder normalises per utterance)
+    "features": {"norm_vars": True, "delta_order": 0, "cmvn": "speaker"},
     "train": {
         "minibatch": 100,          # chunks per minibatch
         "max_epochs": 10,
@@ -63,12 +71,25 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # training utterances whose sequence.curriculum_source label is in labels ("es,en";
         # "all" = every one); the epochs must add up to max_epochs. [] = all data throughout.
         "curriculum": [],
+        # criterion ctc: mixed: minibatches of transcribed and speaker-only (--extra-data)
+        # utterances alike; disjoint (seed 003 sec. 3.2.1): every update sums the CTC loss of a
+        # batch of transcribed utterances and the auxiliary losses of a batch of speaker-only ones.
+        "batching": "mixed",
         # A checkpoint (final.pt of another run) whose encoder and main head start this one
         # (seed 004: multi-task training after the CTC pre-training). "" = random.
         "init": "",
+        # lambda_s, the main task's static loss weight (seed 003 eq. 4: lambda_s = lambda and
+        # the auxiliary task's weight 1 - lambda); 0 trains the auxiliary tasks alone (a
+        # single-task speaker baseline). Not with dynamic weighting, which sets it itself.
+        "main_weight": 1.0,
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
+
+
+# mappings whose keys are not fixed here (model.w2v2_config: Wav2Vec2Config
+# fields, checked by mtlasr.nnet.wav2vec2.load_wav2vec2)
+FREE_FORM = ("w2v2_config",)
 
 
 def _merge_tasks(base: Dict[str, Any], new: Any, where: str) -> None:
@@ -102,7 +123,10 @@ def _merge(base: Dict[str, Any], new: Dict[str, Any], where: str, top: bool = Fa
         if isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise TypeError(f"{where}: '{k}' must be a mapping")
-            _merge(base[k], v, f"{where}.{k}")
+            if k in FREE_FORM:  # fields checked where they are used
+                base[k].update(copy.deepcopy(v))
+            else:
+                _merge(base[k], v, f"{where}.{k}")
         else:
             base[k] = v
 
@@ -173,6 +197,26 @@ def check_model(cfg: Dict[str, Any]) -> None:
         raise ValueError("model.subsampling: the lstmp encoder does not subsample (use 1)")
     if m["criterion"] == "ce" and m["subsampling"] != 1:
         raise ValueError("model.subsampling: frame cross-entropy needs one output per frame (use 1)")
+    if cfg["features"]["cmvn"] not in ("speaker", "none"):
+        raise ValueError(f"features.cmvn: '{cfg['features']['cmvn']}' is not speaker or none")
+    if m["encoder"] == "wav2vec2":
+        if cfg["features"]["cmvn"] != "none" or cfg["features"]["delta_order"] != 0:
+            raise ValueError("model.encoder wav2vec2 reads the waveform itself: set features.cmvn none and "
+                             "features.delta_order 0")
+        if m["criterion"] != "ctc":
+            raise ValueError("model.encoder: wav2vec2 is trained on whole utterances: use model.criterion ctc")
+        if not isinstance(m["samples_per_frame"], int) or isinstance(m["samples_per_frame"], bool) \
+                or m["samples_per_frame"] < 1:
+            raise ValueError(f"model.samples_per_frame: must be a positive integer, got {m['samples_per_frame']!r}")
+        for k in ("cls_token", "freeze_feature_encoder"):
+            if not isinstance(m[k], bool):
+                raise ValueError(f"model.{k}: must be true or false, got {m[k]!r}")
+    for name, t in cfg["tasks"].items():
+        if t["pooling"] in ("ctc_blank", "ctc_nonblank") and m["criterion"] != "ctc":
+            raise ValueError(f"tasks.{name}.pooling: {t['pooling']} pools by the CTC outputs: model.criterion ctc")
+        if t["pooling"] == "first" and not (m["encoder"] == "wav2vec2" and m["cls_token"]):
+            raise ValueError(f"tasks.{name}.pooling: first (first+cls pooling) needs the wav2vec2 encoder with "
+                             f"model.cls_token true")
     if m["criterion"] == "ce" and m["encoder"] != "lstmp":
         raise ValueError(f"model.encoder: {m['encoder']} is bidirectional or non-causal and is trained on "
                          f"whole utterances: use it with model.criterion ctc (the chunked frame "
@@ -182,6 +226,16 @@ def check_model(cfg: Dict[str, Any]) -> None:
             if t["targets"] in ("frame_label", "frame_vector"):
                 raise ValueError(f"tasks.{name}: {t['targets']} targets need a frame alignment, which "
                                  f"CTC training does not have (use utterance or speaker targets)")
+    mw = cfg["train"]["main_weight"]
+    if isinstance(mw, bool) or not isinstance(mw, (int, float)) or not 0 <= mw < float("inf"):
+        raise ValueError(f"train.main_weight: must be a number >= 0, got {mw!r}")
+    if mw != 1.0 and any(t["schedule"] == "dynamic" for t in cfg["tasks"].values()):
+        raise ValueError("train.main_weight: dynamic weighting (seed 003 eqs. 6-7) sets the main task's weight "
+                         "itself; leave train.main_weight at 1")
+    if cfg["train"]["batching"] not in ("mixed", "disjoint"):
+        raise ValueError(f"train.batching: '{cfg['train']['batching']}' is not mixed or disjoint")
+    if cfg["train"]["batching"] == "disjoint" and (m["criterion"] != "ctc" or not cfg["tasks"]):
+        raise ValueError("train.batching: disjoint batches need model.criterion ctc and an auxiliary task")
     cur = cfg["train"]["curriculum"] or []
     if cur:
         if m["criterion"] != "ctc":

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .encoders import length_mask
 from .seqdata import SeqBatch
-from .tasks import LOSS_FUNCTIONS
+from .tasks import task_loss
 
 
 def ctc_loss(logits: torch.Tensor, out_lens: torch.Tensor, y: torch.Tensor,
@@ -73,7 +73,7 @@ def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
             tgt = target[:, None].expand(-1, t_k)
         else:
             tgt = target[:, None, :].expand(-1, t_k, -1)
-        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n], tgt, mask)
+        losses[n] = task_loss(cfg_tasks[n], out[n], tgt, mask)
     return logits, losses, has
 
 

@@ -22,6 +22,9 @@ Encoders (``model.encoder`` in the training config):
 - ``glu_conv``: 1-D gated convolutions (Dauphin et al. 2017, GLU) with weight
   normalisation (Salimans and Kingma 2016) and dropout after every layer
   (seed 002, Adi et al., sec. 4.1; 17 layers there).
+- ``wav2vec2``: a wav2vec2 network on the framed waveform (seed 003,
+  :class:`mtlasr.nnet.wav2vec2.Wav2Vec2Encoder`): layer 1 the CNN and
+  projection, then one layer per transformer layer.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
-ENCODERS = ("lstmp", "conv_blstm", "glu_conv")
+ENCODERS = ("lstmp", "conv_blstm", "glu_conv", "wav2vec2")
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -212,4 +215,13 @@ def build_encoder(m: dict, input_dim: int) -> nn.Module:
     if kind == "glu_conv":
         return GluConvEncoder(input_dim, m["num_layers"], m["cell_dim"], m["kernel"], m["subsampling"],
                               m["dropout"])
+    if kind == "wav2vec2":
+        from .wav2vec2 import Wav2Vec2Encoder, load_wav2vec2
+
+        if input_dim != m["samples_per_frame"]:
+            raise ValueError(f"model.encoder wav2vec2: the features have {input_dim} values per frame, "
+                             f"model.samples_per_frame is {m['samples_per_frame']} (train it on framed waveforms: "
+                             f"steps/make_mfcc.sh --raw-frames)")
+        return Wav2Vec2Encoder(load_wav2vec2(m["w2v2_dir"] or None, m["w2v2_config"]), m["samples_per_frame"],
+                               m["cls_token"], m["freeze_feature_encoder"])
     raise ValueError(f"model.encoder: unknown encoder '{kind}' ({', '.join(ENCODERS)})")

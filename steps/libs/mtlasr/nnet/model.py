@@ -84,7 +84,9 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
       kind: ``mean``; ``max`` (per dimension); ``lse``, LogSumExp with
         temperature tau, s = (1/tau) log((1/T) sum_t exp(tau h_t)) (seed 002
         sec. 3), which tends to ``mean`` as tau -> 0 and to ``max`` as
-        tau -> infinity.
+        tau -> infinity; ``first``, the first position (the CLS token's
+        output, which the model passes as a one-frame sequence; seed 003
+        first+cls pooling), mask not used.
     Returns: ``(B, K)``.
     Raises: ValueError for another kind.
     """
@@ -94,15 +96,54 @@ def pool(h: torch.Tensor, mask: torch.Tensor, kind: str, tau: float = 1.0) -> to
         return (h * m).sum(1) / n
     if kind == "max":
         return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+    if kind == "first":
+        return h[:, 0]
     if kind == "lse":
         z = (tau * h).masked_fill(~mask.unsqueeze(-1), float("-inf"))
         return ((torch.logsumexp(z, 1) - torch.log(n)) / tau).nan_to_num(0.0, neginf=0.0)
-    raise ValueError(f"unknown pooling '{kind}' (mean, max or lse)")
+    raise ValueError(f"unknown pooling '{kind}' (mean, max, lse or first)")
+
+
+CTC_POOLINGS = ("ctc_blank", "ctc_nonblank")
+
+
+def ctc_pool_mask(logits: torch.Tensor, mask: Optional[torch.Tensor], kind: str) -> torch.Tensor:
+    """Seed 003 sec. 3.1.4, CTC-based mean pooling: the frames whose CTC
+    output peaks at the blank (``ctc_blank``) or at a unit
+    (``ctc_nonblank``). Not differentiated.
+
+    Args: logits ``(B, T, V)`` of the main CTC head (unit 0 = blank); mask
+      ``(B, T)`` bool valid frames (None: all); kind.
+    Returns: ``(B, T)`` bool; a row with no such frame keeps all its valid
+      frames (so that every utterance has an embedding).
+    """
+    with torch.no_grad():
+        blank = logits.argmax(-1) == 0
+        valid = torch.ones_like(blank) if mask is None else mask
+        m = valid & (blank if kind == "ctc_blank" else ~blank)
+        return torch.where(m.any(1, keepdim=True), m, valid)
+
+
+class CosineLinear(nn.Module):
+    """Cosines between each input vector and K learned class vectors (the
+    output layer of an AAM-softmax head; ArcFace, Deng et al. 2019, eq. 3:
+    cos theta_j = W_j^T x / (||W_j|| ||x||)), no bias.
+
+    Shapes: ``(..., D) -> (..., K)``, values in [-1, 1].
+    """
+
+    def __init__(self, input_dim: int, output_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(output_dim, input_dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(nn.functional.normalize(x, dim=-1), nn.functional.normalize(self.weight, dim=-1))
 
 
 class Head(nn.Module):
     """Output head: optional gradient reversal, hidden layers (Linear + ReLU),
-    optional pooling over time, then a linear output.
+    optional pooling over time, then a linear (or cosine) output.
 
     No softmax: the main task's softmax is inside the cross-entropy, and a
     regression head is linear (seed 000 sec. 5.2).
@@ -113,11 +154,13 @@ class Head(nn.Module):
         (one per sequence, see :func:`pool`); tau: LogSumExp temperature.
       grl: a gradient reversal layer in front; its scale is the attribute
         ``grl_scale`` (set by the trainer at every step, e.g. by a ramp).
+      cosine: the output layer is a :class:`CosineLinear` (AAM-softmax
+        heads: the outputs are cosines, the loss adds margin and scale).
     Shapes: ``(B, T, input_dim) -> (B, T, K)``, or ``(B, K)`` when pooled.
     """
 
     def __init__(self, input_dim: int, hidden: Sequence[int], output_dim: int, pooling: str = "none",
-                 tau: float = 1.0, grl: bool = False):
+                 tau: float = 1.0, grl: bool = False, cosine: bool = False):
         super().__init__()
         layers: List[nn.Module] = []
         d = input_dim
@@ -125,20 +168,27 @@ class Head(nn.Module):
             layers += [nn.Linear(d, h), nn.ReLU()]
             d = h
         self.hidden = nn.Sequential(*layers)
-        self.out = nn.Linear(d, output_dim)
+        self.out = CosineLinear(d, output_dim) if cosine else nn.Linear(d, output_dim)
         self.output_dim = output_dim
-        self.pooling, self.tau, self.grl = pooling, tau, grl
+        self.embed_dim = d
+        self.pooling, self.tau, self.grl, self.cosine = pooling, tau, grl, cosine
         self.grl_scale = 1.0
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The representation the output layer reads: ``(B, T, embed_dim)``,
+        or ``(B, embed_dim)`` when pooled (a speaker embedding for
+        verification)."""
         if self.grl:
             x = grad_reverse(x, self.grl_scale)
         h = self.hidden(x)
         if self.pooling != "none":
             if mask is None:
                 mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
-            h = pool(h, mask, self.pooling, self.tau)
-        return self.out(h)
+            h = pool(h, mask, "mean" if self.pooling in CTC_POOLINGS else self.pooling, self.tau)
+        return h
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.out(self.embed(x, mask))
 
 
 class AcousticModel(nn.Module):
@@ -151,9 +201,14 @@ class AcousticModel(nn.Module):
       num_layers, cell_dim, proj_dim, dropout: see :class:`LstmTrunk` (used
         when no ``encoder`` is given).
       aux: auxiliary heads, name -> (fork layer 1..L, hidden sizes, output
-        dim[, pooling, tau, grl]). The main head reads the last layer.
+        dim[, pooling, tau, grl, cosine]) (:class:`Head`). The main head
+        reads the last layer.
       encoder: a shared encoder (:mod:`mtlasr.nnet.encoders`); default the
         LSTMP trunk of seed 000.
+      branches: auxiliary head -> k >= 2: the head reads its own copy of
+        the encoder's layers k+1..fork, initialised as the shared ones, so
+        that only layers 1..k are shared with the main task (seed 003's
+        branched encoder; encoders with ``make_branch``: wav2vec2); 0 = none.
 
     ``forward`` returns ``{"main": (B, T, num_pdfs) logits, <aux>: (B, T, K)}``;
     auxiliary heads are dropped at decoding, where only ``main`` is used
@@ -165,22 +220,54 @@ class AcousticModel(nn.Module):
     def __init__(self, input_dim: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 1024,
                  proj_dim: int = 256, dropout: float = 0.0,
                  aux: Optional[Dict[str, Tuple[int, Sequence[int], int]]] = None,
-                 encoder: Optional[nn.Module] = None):
+                 encoder: Optional[nn.Module] = None, branches: Optional[Dict[str, int]] = None,
+                 split: Optional[Dict[str, int]] = None):
         super().__init__()
         self.trunk = encoder if encoder is not None else LstmTrunk(input_dim, num_layers, cell_dim, proj_dim,
                                                                     dropout)
         num_layers = len(self.trunk.layers)
         dims = self.trunk.output_dims
-        self.heads = nn.ModuleDict({"main": nn.Linear(dims[-1], num_pdfs)})
+        # the explicit split of the last layer (seed 003 sec. 3.1.3, eq. 1): head -> d_k,
+        # the head reads dimensions [0, d_k) and the main head the rest
+        self.split = {n: k for n, k in (split or {}).items() if k}
+        if len(self.split) > 1:
+            raise ValueError(f"heads {', '.join(self.split)}: only one head can split the last layer")
+        d_k = next(iter(self.split.values()), 0)
+        if not 0 <= d_k < dims[-1]:
+            raise ValueError(f"split {d_k}: must leave the main head some of the last layer's {dims[-1]} dimensions")
+        self.heads = nn.ModuleDict({"main": nn.Linear(dims[-1] - d_k, num_pdfs)})
         self.forks: Dict[str, int] = {"main": num_layers}
         # True: auxiliary heads read detached representations (their losses
         # train the heads only, not the shared layers; staged training)
         self.detach_aux = False
+        # branched heads (seed 003 sec. 3.1.2): name -> the last shared layer; the
+        # head reads its own copy of the layers after it (self.branches[name])
+        self.branch_at: Dict[str, int] = {}
+        self.branches = nn.ModuleDict()
+        for name, at in (branches or {}).items():
+            if not at:
+                continue
+            if not hasattr(self.trunk, "make_branch"):
+                raise ValueError(f"head {name}: this encoder cannot be branched (only wav2vec2)")
+            fork = (aux or {})[name][0]
+            if fork <= at:
+                raise ValueError(f"head {name}: fork layer {fork} is not after its branch point {at}")
+            self.branches[name] = self.trunk.make_branch(at)
+            self.branch_at[name] = at
         for name, (fork, hidden, dim, *rest) in (aux or {}).items():
             if not 1 <= fork <= num_layers:
                 raise ValueError(f"head {name}: fork layer {fork} is not in 1..{num_layers}")
-            self.heads[name] = Head(dims[fork - 1], hidden, dim, *rest)
+            if name in self.split and (fork != num_layers or name in self.branch_at):
+                raise ValueError(f"head {name}: a split head reads the last shared layer (fork last, no branch), "
+                                 f"got fork {fork}")
+            self.heads[name] = Head(self.split.get(name, dims[fork - 1]), hidden, dim, *rest)
             self.forks[name] = fork
+            if self.heads[name].pooling in CTC_POOLINGS and (fork != num_layers or name in self.branch_at):
+                raise ValueError(f"head {name}: CTC-based pooling reads the main head's output sequence: fork "
+                                 f"last and no branch, got fork {fork}")
+            if self.heads[name].pooling == "first" and not (getattr(self.trunk, "cls_token", False) and fork >= 2):
+                raise ValueError(f"head {name}: first+cls pooling needs an encoder with a CLS token and a fork "
+                                 f"after its first layer (the CLS token enters the transformer), got layer {fork}")
 
     def output_lengths(self, lengths: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
         """Valid output frames ``(B,)`` of shared layer ``layer`` (default the
@@ -189,31 +276,62 @@ class AcousticModel(nn.Module):
 
     def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None, out_slice: Optional[slice] = None,
                 mask: Optional[torch.Tensor] = None,
-                lengths: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                lengths: Optional[torch.Tensor] = None, embed: bool = False) -> Dict[str, torch.Tensor]:
         """Args: x ``(B, T, D)``; heads: names to compute (default all);
         out_slice: keep only these time positions ``T'`` (the labelled ones);
         mask: ``(B, T')`` frames that pooled heads pool over; lengths:
         ``(B,)`` valid input frames of padded utterances (then each pooled
         head pools over the valid frames of its own fork layer, and ``mask``
-        is not used).
+        is not used); embed: auxiliary heads return :meth:`Head.embed`
+        (what their output layer reads: ``(B, E)`` pooled embeddings, e.g.
+        speaker embeddings) instead of their outputs.
         Returns: name -> ``(B, T', K)`` (``(B, K)`` for pooled heads)."""
         from .encoders import length_mask
 
-        names = list(self.heads) if heads is None else heads
-        layer_outs = self.trunk(x, upto=max(self.forks[n] for n in names), lengths=lengths)
+        names = list(self.heads) if heads is None else list(heads)
+        ctc_pooled = [n for n in names if getattr(self.heads[n], "pooling", None) in CTC_POOLINGS]
+        if ctc_pooled:  # they pool by the main head's outputs: main first
+            names = ["main"] + [n for n in names if n != "main"]
+        first = [n for n in names if getattr(self.heads[n], "pooling", None) == "first"]
+        branched = [n for n in names if n in self.branch_at]
+        upto = max(self.branch_at.get(n, self.forks[n]) for n in names)
+        kw: Dict[str, object] = {}
+        if first:  # first+cls pooling: the CLS outputs too
+            kw["return_prefix"] = True
+        if branched:  # the states where the branches leave the shared layers
+            kw["keep_states"] = sorted({self.branch_at[n] for n in branched})
+        res = self.trunk(x, upto=upto, lengths=lengths, **kw)
+        layer_outs = res[0] if kw else res
+        prefix = res[1] if first else None
+        states = res[-1] if branched else None
         out = {}
         for name in names:
-            rep = layer_outs[self.forks[name] - 1]
-            if out_slice is not None:
+            fork = self.forks[name]
+            if name in self.branch_at:
+                at = self.branch_at[name]
+                b_outs, b_prefix = self.trunk.run_branch(states[at], self.branches[name], at, fork)
+                rep, cls = b_outs[-1], b_prefix[-1]
+            else:
+                rep, cls = layer_outs[fork - 1], prefix[fork - 1] if first else None
+            if name in first:
+                rep = cls[:, None, :]  # (B, 1, H)
+            elif out_slice is not None:
                 rep = rep[:, out_slice]
+            if self.split:
+                d_k = next(iter(self.split.values()))
+                rep = rep[..., :d_k] if name in self.split else rep[..., d_k:] if name == "main" else rep
             if self.detach_aux and name != "main":
                 rep = rep.detach()
             head = self.heads[name]
             if isinstance(head, Head):
                 m = mask
-                if lengths is not None:
+                if lengths is not None and name not in first:
                     m = length_mask(self.output_lengths(lengths, self.forks[name]), rep.shape[1])
-                out[name] = head(rep, m)
+                if name in ctc_pooled:
+                    m = ctc_pool_mask(out["main"], m, head.pooling)
+                out[name] = head.embed(rep, m) if embed else head(rep, m)
             else:
                 out[name] = head(rep)
+        if heads is not None and "main" not in heads:
+            out.pop("main", None)
         return out

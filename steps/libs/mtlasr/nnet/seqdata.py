@@ -145,8 +145,12 @@ class SequenceDataset:
                                                           dtype=torch.int64),
                         aux, [self.utts[i] for i in items])
 
-    def _batches(self, batch_size: int, max_frames: int, groups: Optional[Sequence[str]]) -> List[List[int]]:
-        keep = [i for i in range(len(self.utts)) if groups is None or self.groups[i] in groups]
+    def _batches(self, batch_size: int, max_frames: int, groups: Optional[Sequence[str]],
+                 subset: Optional[str] = None) -> List[List[int]]:
+        if subset not in (None, "transcribed", "untranscribed"):
+            raise ValueError(f"subset: '{subset}' is not transcribed or untranscribed")
+        keep = [i for i in range(len(self.utts)) if (groups is None or self.groups[i] in groups)
+                and (subset is None or (self.labels[i] is None) == (subset == "untranscribed"))]
         keep.sort(key=lambda i: (self.feats[i].shape[0], self.utts[i]))
         batches: List[List[int]] = []
         cur: List[int] = []
@@ -161,18 +165,21 @@ class SequenceDataset:
         return batches
 
     def num_batches(self, batch_size: int, max_frames: int = 0, groups: Optional[Sequence[str]] = None,
-                    world_size: int = 1) -> int:
+                    world_size: int = 1, subset: Optional[str] = None) -> int:
         """Minibatches per rank in one epoch."""
-        return len(self._batches(batch_size, max_frames, groups)) // world_size
+        return len(self._batches(batch_size, max_frames, groups, subset)) // world_size
 
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0, world_size: int = 1,
-                    max_frames: int = 0, groups: Optional[Sequence[str]] = None) -> Iterator[SeqBatch]:
+                    max_frames: int = 0, groups: Optional[Sequence[str]] = None,
+                    subset: Optional[str] = None) -> Iterator[SeqBatch]:
         """Minibatches of up to ``batch_size`` utterances of similar length
         (and at most ``max_frames`` padded frames, 0 = no cap), in an order
         shuffled with ``seed`` (None: shortest first); only utterances whose
-        group is in ``groups`` (None: all). With ``world_size > 1`` each rank
+        group is in ``groups`` (None: all), and with ``subset`` only the
+        ``transcribed`` or the ``untranscribed`` ones (seed 003's disjoint
+        speech and speaker batches). With ``world_size > 1`` each rank
         takes every world_size-th batch (the same number on every rank)."""
-        batches = self._batches(batch_size, max_frames, groups)
+        batches = self._batches(batch_size, max_frames, groups, subset)
         order = np.arange(len(batches))
         if seed is not None:
             np.random.default_rng(seed).shuffle(order)

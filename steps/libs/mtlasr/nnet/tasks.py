@@ -39,7 +39,17 @@ Utterance-level targets are predicted at every frame (``pooling: none``,
 the speaker-aware LSTM of seed 000's reference [25]) or once per chunk
 from the head's hidden representation pooled over the chunk's frames
 (``mean``, ``max`` or ``lse``: LogSumExp with temperature ``tau``, seed 002
-sec. 3).
+sec. 3), or, with the wav2vec2 encoder and ``model.cls_token``, from the
+CLS token's output (``first``: seed 003's first+cls pooling), or, with
+``model.criterion: ctc``, the mean over the frames whose CTC output peaks at
+the blank (``ctc_blank``) or at a unit (``ctc_nonblank``; seed 003 sec.
+3.1.4). ``split: d_k`` gives the head the first d_k dimensions of the last
+layer and the main head the others (seed 003 sec. 3.1.3, eq. 1).
+
+``branch: k`` (wav2vec2 encoder only) gives the head its own copy of the
+shared layers after layer k, initialised as they are, so that the task
+shares only layers 1..k with the main task (seed 003 sec. 3.1.2, the
+branched encoder; ``branch: 4`` shares the CNN and 3 transformer layers).
 
 ``grl: true`` puts a gradient reversal layer in front of the head (Ganin
 and Lempitsky, 2015; seeds 002 and 004): the head learns the task while the
@@ -49,6 +59,15 @@ training: ``static`` (``weight``), ``ramp`` (``weight * (2 / (1 +
 exp(-gamma p)) - 1)`` with p the fraction of training done, seeds 002 and
 004), or ``dynamic`` (seed 003 eqs. 6-7: every loss is rescaled to the
 smallest loss of the minibatch, with the scales not differentiated).
+
+Losses: ``mse`` for vector targets; ``ce`` (softmax cross-entropy) or
+``aam`` for labels. ``aam`` is the additive angular margin softmax
+(ArcFace, Deng et al., CVPR 2019, eq. 3; for speakers Liu et al.,
+Interspeech 2019), seed 003's speaker loss: the head's output layer gives
+cosines between its (pooled) embedding and one weight vector per class,
+the target class's angle is widened by ``margin`` (radians) and all are
+scaled by ``scale`` before the cross-entropy (seed 003 sec. 4.2: scale 30,
+margin 0.2). It needs a pooled head (one embedding per utterance).
 
 Every auxiliary head is dropped at decoding; only ``main`` is used.
 """
@@ -65,9 +84,9 @@ import numpy as np
 import torch
 
 TARGET_KINDS = ("utt_vector", "spk_vector", "frame_vector", "utt_label", "frame_label")
-LOSSES = ("mse", "ce")
+LOSSES = ("mse", "ce", "aam")
 FORK_NAMES = ("first", "mid", "last")
-POOLINGS = ("none", "mean", "max", "lse")
+POOLINGS = ("none", "mean", "max", "lse", "first", "ctc_blank", "ctc_nonblank")
 SCHEDULES = ("static", "ramp", "dynamic")
 LABEL_KINDS = ("utt_label", "frame_label")
 
@@ -85,6 +104,10 @@ TASK_DEFAULTS: Dict[str, Any] = {
     "schedule": "static",  # static | ramp | dynamic
     "gamma": 10.0,     # ramp steepness
     "weight": 1.0,     # lambda (the ramp's final value)
+    "branch": 0,       # k >= 2: the head reads its own copy of the shared layers after layer k (wav2vec2)
+    "split": 0,        # d_k > 0: the head reads dimensions [0, d_k) of the last layer, the main head the rest
+    "margin": 0.2,     # aam: additive angular margin m, radians (seed 003: 0.2)
+    "scale": 30.0,     # aam: logit scale s (seed 003: 30)
 }
 
 
@@ -108,9 +131,13 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
         raise ValueError(f"{where}.{name}.source: the target file is not given")
     if out["loss"] not in LOSSES:
         raise ValueError(f"{where}.{name}.loss: '{out['loss']}' is not one of {', '.join(LOSSES)}")
-    want = "ce" if out["targets"] in LABEL_KINDS else "mse"
-    if out["loss"] != want:
-        raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {want}, not {out['loss']}")
+    want = ("ce", "aam") if out["targets"] in LABEL_KINDS else ("mse",)
+    if out["loss"] not in want:
+        raise ValueError(f"{where}.{name}.loss: {out['targets']} targets need loss {' or '.join(want)}, "
+                         f"not {out['loss']}")
+    if out["loss"] == "aam" and (out["pooling"] == "none" or out["targets"] != "utt_label"):
+        raise ValueError(f"{where}.{name}.loss: aam needs utt_label targets and a pooled head "
+                         f"(pooling mean, max, lse or first), got {out['targets']} with pooling {out['pooling']}")
     if out["pooling"] not in POOLINGS:
         raise ValueError(f"{where}.{name}.pooling: '{out['pooling']}' is not one of {', '.join(POOLINGS)}")
     if out["pooling"] != "none" and out["targets"] in ("frame_vector", "frame_label"):
@@ -122,13 +149,22 @@ def task_spec(name: str, spec: Mapping[str, Any], where: str = "tasks") -> Dict[
     if out["grl"] and out["schedule"] == "dynamic":
         raise ValueError(f"{where}.{name}: dynamic weighting balances losses and cannot drive a "
                          f"gradient reversal layer (use static or ramp)")
-    for k in ("tau", "gamma"):
+    for k in ("tau", "gamma", "scale"):
         try:
             out[k] = float(out[k])
         except (TypeError, ValueError):
             raise ValueError(f"{where}.{name}.{k}: not a number: {out[k]!r}") from None
         if not out[k] > 0:
             raise ValueError(f"{where}.{name}.{k}: must be > 0, got {out[k]}")
+    try:
+        out["margin"] = float(out["margin"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}.{name}.margin: not a number: {out['margin']!r}") from None
+    if not 0 <= out["margin"] < math.pi / 2:
+        raise ValueError(f"{where}.{name}.margin: must be in [0, pi/2) radians, got {out['margin']}")
+    for k in ("branch", "split"):
+        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
+            raise ValueError(f"{where}.{name}.{k}: must be 0 (none) or a positive number, got {out[k]!r}")
     if not isinstance(out["period"], int) or out["period"] < 1:
         raise ValueError(f"{where}.{name}.period: must be a positive integer, got {out['period']!r}")
     if not isinstance(out["hidden"], list) or not all(isinstance(h, int) and h > 0 for h in out["hidden"]):
@@ -426,7 +462,55 @@ def ce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return torch.nn.functional.cross_entropy(logits, t, ignore_index=-100)
 
 
-LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss}
+def aam_logits(cos: torch.Tensor, target: torch.Tensor, margin: float, scale: float) -> torch.Tensor:
+    """Additive angular margin logits (ArcFace, Deng et al. 2019, eq. 3):
+    s cos(theta_y + m) for the target class y, s cos(theta_j) for the others.
+
+    Where theta_y + m would pass pi (cos(theta + m) is no longer decreasing),
+    the target logit is s (cos theta_y - m sin m), which keeps the penalty
+    monotonic (the usual ArcFace fallback).
+
+    Args:
+      cos: ``(B, K)`` cosines in [-1, 1]; target: ``(B,)`` int64 class ids
+        (-100 = ignore: that row gets no margin); margin m (radians), scale s.
+    Returns: ``(B, K)`` float32 logits.
+    """
+    cos = cos.float().clamp(-1.0, 1.0)
+    sin = torch.sqrt((1.0 - cos * cos).clamp(min=1e-12))
+    phi = cos * math.cos(margin) - sin * math.sin(margin)
+    phi = torch.where(cos > math.cos(math.pi - margin), phi, cos - math.sin(margin) * margin)
+    onehot = torch.zeros_like(cos, dtype=torch.bool)
+    ok = target >= 0
+    onehot[ok.nonzero()[:, 0], target[ok]] = True
+    return scale * torch.where(onehot, phi, cos)
+
+
+def aam_loss(cos: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, margin: float = 0.2,
+             scale: float = 30.0) -> torch.Tensor:
+    """AAM-softmax loss: cross-entropy (nats) of :func:`aam_logits`, averaged
+    over the sequences (a pooled head's ``(B, K)`` cosines; target and mask
+    as for :func:`ce_loss`). Returns a scalar tensor (0 if nothing counts).
+    Raises: ValueError for per-frame cosines (``aam`` needs a pooled head)."""
+    if cos.dim() != 2:
+        raise ValueError("aam loss: needs a pooled head (one embedding per utterance)")
+    t = target.masked_fill(~mask, -100)
+    first = mask.float().argmax(1)
+    t = t.gather(1, first[:, None])[:, 0].masked_fill(~mask.any(1), -100)
+    if bool((t == -100).all()):
+        return cos.sum() * 0.0
+    return torch.nn.functional.cross_entropy(aam_logits(cos, t, margin, scale), t, ignore_index=-100)
+
+
+LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss, "aam": aam_loss}
+
+
+def task_loss(spec: Mapping[str, Any], pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The loss of one auxiliary task, as its declaration ``spec`` says
+    (``loss``, and ``margin`` / ``scale`` for aam). Shapes: see
+    :func:`mse_loss`, :func:`ce_loss`, :func:`aam_loss`."""
+    if spec["loss"] == "aam":
+        return aam_loss(pred, target, mask, spec["margin"], spec["scale"])
+    return LOSS_FUNCTIONS[spec["loss"]](pred, target, mask)
 
 
 def ramp(progress: float, gamma: float) -> float:
@@ -468,7 +552,7 @@ def step_lambdas(cfg_tasks: Mapping[str, Any], progress: float) -> Dict[str, flo
 
 
 def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor],
-                 lambdas: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
+                 lambdas: Mapping[str, float], main_weight: float = 1.0) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Loss weights and gradient-reversal scales of one training step.
 
     Args:
@@ -476,7 +560,8 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
         ``main``; lambdas: the step's :func:`step_lambdas`.
     Returns:
       (weights, grl_scales): weights name -> multiplier of the loss in the
-      total (``main`` included: 1 unless dynamic weighting is used);
+      total (``main`` included: ``main_weight``, ``train.main_weight``,
+      unless dynamic weighting is used);
       grl_scales task -> the reversal scale of tasks with ``grl``.
 
     A task without ``grl`` has loss weight ``weight`` (static), ``weight *
@@ -485,7 +570,7 @@ def task_weights(cfg_tasks: Mapping[str, Any], losses: Mapping[str, torch.Tensor
     lambda scales the reversed gradient into the shared layers, so those
     minimise CE - lambda * L_k (seed 002 eq. 1).
     """
-    weights: Dict[str, float] = {"main": 1.0}
+    weights: Dict[str, float] = {"main": float(main_weight)}
     scales: Dict[str, float] = {}
     dyn = [k for k, s in cfg_tasks.items() if s["schedule"] == "dynamic" and k in losses]
     if dyn:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
 from .config import DEFAULTS, curriculum_labels, stage_of
 from .seqdata import SeqBatch, SequenceDataset
-from .tasks import LOSS_FUNCTIONS, resolve_fork, step_lambdas, task_weights
+from .tasks import resolve_fork, step_lambdas, task_loss, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,16 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
 
     m = cfg["model"]
     encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
-    aux = {}
+    aux, branches = {}, {}
     for name, dim in (task_dims or {}).items():
         spec = cfg["tasks"][name]
         aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
-                     spec["pooling"], spec["tau"], spec["grl"])
-    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder)
+                     spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
+        branches[name] = spec.get("branch", 0)
+    # a split of the last layer narrows the main head even where the splitting
+    # head itself is not built (decoding: load_for_inference)
+    split = {name: spec.get("split", 0) for name, spec in cfg["tasks"].items() if spec.get("split", 0)}
+    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
@@ -122,7 +126,7 @@ def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
     logits = out["main"]
     losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
     for n, target in aux.items():
-        losses[n] = LOSS_FUNCTIONS[cfg_tasks[n]["loss"]](out[n], target, mask)
+        losses[n] = task_loss(cfg_tasks[n], out[n], target, mask)
     return logits, losses, mask
 
 
@@ -197,6 +201,25 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     return res
 
 
+def portable_config(cfg: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
+    """The config a checkpoint keeps: for a wav2vec2 encoder, its network as
+    a complete ``Wav2Vec2Config`` (``model.w2v2_config``) and no
+    ``model.w2v2_dir``, so that the checkpoint rebuilds (decoding, probes,
+    ``train.init``) without the directory it started from; other configs
+    unchanged."""
+    if cfg["model"].get("encoder") != "wav2vec2":
+        return cfg
+    import copy
+
+    out = copy.deepcopy(cfg)
+    net = model.trunk.config.to_dict()
+    for k in ("transformers_version", "architectures", "_name_or_path", "model_type"):
+        net.pop(k, None)
+    out["model"]["w2v2_dir"] = ""
+    out["model"]["w2v2_config"] = net
+    return out
+
+
 class Trainer:
     """Trains :class:`AcousticModel` with frame cross-entropy on chunks, or
     with CTC on whole utterances (``model.criterion``); the task registry,
@@ -254,6 +277,8 @@ class Trainer:
             raise ValueError(f"train.init: {path} does not fit this model (e.g. "
                              f"{(bad or lacking)[0]}): another encoder, size or unit set")
         self.model.load_state_dict(keep, strict=False)
+        for name, at in self.model.branch_at.items():  # branches start as the initialised shared layers
+            self.model.branches[name] = self.model.trunk.make_branch(at).to(self.device)
         logger.info("encoder and main head initialised from %s", path)
 
     # ------------------------------------------------------------ state
@@ -262,7 +287,7 @@ class Trainer:
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "config": self.cfg,
+            "config": portable_config(self.cfg, self.model),
             "history": self.history,
             "input_dim": self.train.feats[0].shape[1],
             "num_pdfs": self.model.heads["main"].out_features,
@@ -318,6 +343,16 @@ class Trainer:
                 if num_batches == 0:
                     raise ValueError(f"epoch {epoch + 1}: no training utterance of curriculum group(s) "
                                      f"{','.join(groups or [])} (groups here: {self.train.group_counts()})")
+                if tc["batching"] == "disjoint":
+                    kw["subset"] = "transcribed"
+                    num_batches = self.train.num_batches(tc["minibatch"], world_size=self.world_size, **kw)
+                    if num_batches == 0 or self.train.num_batches(tc["minibatch"], world_size=self.world_size,
+                                                                  **{**kw, "subset": "untranscribed"}) == 0:
+                        raise ValueError("train.batching disjoint: needs transcribed and speaker-only "
+                                         f"(--extra-data) utterances; the training set has "
+                                         f"{len(self.train) - self.train.num_untranscribed} and "
+                                         f"{self.train.num_untranscribed}")
+                    aux_batches = self._cycle(tc["minibatch"], seed, {**kw, "subset": "untranscribed"})
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size, **kw)
             else:
@@ -332,7 +367,14 @@ class Trainer:
                     if spec["grl"]:
                         self.model.heads[n].grl_scale = lambdas[n]
                 _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl)
-                weights, _ = task_weights(tasks, losses, lambdas)
+                if ctc and tc["batching"] == "disjoint":
+                    # seed 003 eqs. 2-3: the speech batch gives the CTC loss, the speaker batch
+                    # the auxiliary losses; one update on their weighted sum
+                    aux_batch = to_device(next(aux_batches), self.device)
+                    _, aux_losses, _ = task_losses(self.ddp_model, aux_batch, tasks, sl)
+                    losses = {"main": losses["main"], **{k: aux_losses[k] for k in tasks}}
+                    tot_frames += int(aux_batch.x_lens.sum())
+                weights, _ = task_weights(tasks, losses, lambdas, tc["main_weight"])
                 if stage == "aux":
                     weights["main"] = 0.0
                 # (a weight can be 0: lambda = 0, a ramp at p = 0, the main task in stage aux)
@@ -349,6 +391,8 @@ class Trainer:
                     self.opt.step()
                 n = int(mask.sum())
                 na = len(batch.utts) if ctc else n
+                if ctc and tc["batching"] == "disjoint":
+                    na = len(aux_batch.utts)
                 tot_loss += losses["main"].item() * n
                 for k in aux_tot:
                     aux_tot[k] += losses[k].item() * na
@@ -394,6 +438,16 @@ class Trainer:
             logger.info("final.pt = epoch %d (%s)", best["epoch"],
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
+
+    def _cycle(self, batch_size: int, seed: int, kw: Dict[str, Any]):
+        """Endless minibatches of the training set (``kw``: subset, groups,
+        max_frames), reshuffled at every pass with a seed derived from
+        ``seed``, so a run's order depends only on (train.seed, epoch)."""
+        k = 0
+        while True:
+            yield from self.train.minibatches(batch_size, seed=seed * 7919 + k, rank=self.rank,
+                                              world_size=self.world_size, **kw)
+            k += 1
 
     def best_record(self) -> Dict[str, Any]:
         if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
@@ -448,14 +502,24 @@ def plot_history(history: list, path: PathLike) -> None:
     save(fig, path)
 
 
-def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu")):
+def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu"), heads: Sequence[str] = ()):
     """Model in eval mode and its config from a checkpoint (``final.pt``).
 
-    Auxiliary heads are dropped: the model has the trunk and ``main`` only.
+    Auxiliary heads are dropped except those named in ``heads`` (e.g. the
+    speaker head whose embeddings are scored): the model has the trunk,
+    ``main`` and those.
+
+    Raises: KeyError naming a head the checkpoint does not have.
     """
     st = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(st["config"], st["input_dim"], st["num_pdfs"]).to(device)
-    keep = {k: v for k, v in st["model"].items() if not k.startswith("heads.") or k.startswith("heads.main.")}
+    dims = st.get("task_dims") or {}
+    for h in heads:
+        if h not in dims:
+            raise KeyError(f"{path}: no head '{h}' (its auxiliary heads: {', '.join(dims) or 'none'})")
+    model = build_model(st["config"], st["input_dim"], st["num_pdfs"], {h: dims[h] for h in heads}).to(device)
+    kept = ("heads.main.",) + tuple(f"heads.{h}." for h in heads) + tuple(f"branches.{h}." for h in heads)
+    keep = {k: v for k, v in st["model"].items()
+            if not k.startswith(("heads.", "branches.")) or k.startswith(kept)}
     model.load_state_dict(keep)
     model.eval()
     return model, st["config"]
