@@ -167,7 +167,7 @@ stage3() {
 
 # train_system SYSTEM SEED: exp/<system>_s<seed>
 train_system() {
-  local sys=$1 seed=$2 hidden layers
+  local sys=$1 seed=$2
   local common=(--cmd "$cuda_cmd" --device "$device" --force "$force" --nnet-config "$nnet_config"
                 --set model.w2v2_dir=exp/w2v2_init "${nnet_sets[@]}" --set "train.seed=$seed")
   local dirs=(data/train data/lang_char data/dev data/lang_char "exp/${sys}_s$seed")
@@ -175,8 +175,6 @@ train_system() {
     steps/nnet/train.sh "${common[@]}" "${dirs[@]}"
     return
   fi
-  hidden=$(python3 -c "import json; print(json.load(open('exp/w2v2_init/config.json'))['hidden_size'])")
-  layers=$(python3 -c "import json; print(json.load(open('exp/w2v2_init/config.json'))['num_hidden_layers'])")
   local o=()
   case "$sys" in
     stl_speaker) o=(--set train.main_weight=0 --set tasks.spk.schedule=static --set tasks.spk.weight=1) ;;
@@ -196,6 +194,9 @@ train_system() {
 
 stage4() {
   local seed sys
+  # the network's size, for the split and branch defaults (read once)
+  read -r hidden layers < <(python3 -c "import json; c = json.load(open('exp/w2v2_init/config.json'));
+print(c['hidden_size'], c['num_hidden_layers'])")
   for seed in $seeds; do
     for sys in $systems; do train_system "$sys" "$seed"; done
   done

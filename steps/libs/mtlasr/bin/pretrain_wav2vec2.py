@@ -36,7 +36,6 @@ pretrain_curve.png (loss per epoch). --config: a YAML mapping of
 
 import json
 import logging
-import math
 import os
 import shutil
 import sys
