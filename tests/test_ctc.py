@@ -268,3 +268,86 @@ def test_disjoint_batches_alternate_speech_and_speaker(tmp_path, monkeypatch):
                 torch.device("cpu")).run()
     with pytest.raises(ValueError, match="disjoint batches need model.criterion ctc and an auxiliary task"):
         load_config(None, ["model.criterion=ctc", "train.batching=disjoint"])
+
+
+def test_speaker_segments_are_cropped_at_random_reproducibly():
+    """sequence.crop_untranscribed (seed 003 sec. 3.4): each speaker-only
+    utterance is cut to a window of N frames, drawn anew per seed, the same
+    for the same seed; transcribed utterances and shorter ones stay whole."""
+    feats, labels, lang = _toy(12)
+    utts = sorted(feats)
+    speech, spk_only = utts[:6], utts[6:]
+    ds = SequenceDataset(feats, {u: labels[u] for u in speech}, lambda t: t,
+                         {"lang": _spk_targets(utts, lang)}, untranscribed=spk_only)
+    n = 9
+    assert sum(feats[u].shape[0] > n for u in spk_only) >= 4 and any(feats[u].shape[0] > n for u in speech)
+
+    def windows(seed):
+        out = {}
+        for b in ds.minibatches(2, seed=seed, crop_frames=n):
+            for k, u in enumerate(b.utts):
+                out[u] = b.x[k, : b.x_lens[k]].numpy()
+        return out
+
+    w0, w0b, w1 = windows(3), windows(3), windows(4)
+    assert sorted(w0) == utts
+    for u in speech:
+        np.testing.assert_array_equal(w0[u], feats[u])
+    starts = {}
+    for u in spk_only:
+        x = feats[u]
+        assert w0[u].shape[0] == min(n, x.shape[0])
+        np.testing.assert_array_equal(w0b[u], w0[u])
+        # a window of the utterance's own frames
+        s = [s for s in range(x.shape[0] - w0[u].shape[0] + 1) if np.array_equal(x[s: s + len(w0[u])], w0[u])]
+        assert s, u
+        starts[u] = s[0]
+    assert any(not np.array_equal(w0[u], w1[u]) for u in spk_only)      # another seed, other windows
+    assert len(set(starts.values())) > 1                                # not always the same place
+    # batching sees the cropped lengths
+    assert all(t <= max(n, max(feats[u].shape[0] for u in speech))
+               for b in ds.minibatches(2, seed=0, crop_frames=n, subset="untranscribed") for t in b.x_lens)
+    with pytest.raises(ValueError, match="crop_frames needs a seed"):
+        next(ds.minibatches(2, crop_frames=n))
+    with pytest.raises(ValueError, match="crop_untranscribed: must be an integer >= 0"):
+        load_config(None, ["sequence.crop_untranscribed=-1"])
+
+
+def test_encoder_frozen_for_the_first_updates(tmp_path):
+    """train.freeze_encoder_updates (seed 003 sec. 4.2): the first N updates
+    move the task heads only; then the whole network trains; the count
+    survives a resume."""
+    torch.set_num_threads(1)
+    feats, labels, lang = _toy(12)
+    utts = sorted(feats)
+    sets = ["model.criterion=ctc", "model.encoder=glu_conv", "model.num_layers=1", "model.cell_dim=4",
+            "model.kernel=3", "train.max_epochs=1", "train.minibatch=3", "train.num_threads=1",
+            "tasks.lang.targets=utt_label", "tasks.lang.source=x", "tasks.lang.loss=ce",
+            "tasks.lang.pooling=mean", "train.freeze_encoder_updates=5"]
+
+    def data():
+        return SequenceDataset(feats, labels, lambda t: t, {"lang": _spk_targets(utts, lang)})
+
+    def params(tr):
+        return {k: v.detach().clone() for k, v in tr.model.named_parameters()}
+
+    tr = Trainer(load_config(None, sets), data(), None, 5, tmp_path / "a", torch.device("cpu"))
+    (tmp_path / "a").mkdir()
+    p0 = params(tr)
+    tr.run()                      # 4 updates: all frozen
+    p1 = params(tr)
+    assert tr.updates == 4
+    for k in p0:
+        moved = not torch.equal(p0[k], p1[k])
+        assert moved == k.startswith("heads."), k
+    # resumed for a second epoch: 1 more frozen update, then the encoder moves too
+    tr2 = Trainer(load_config(None, sets[:5] + ["train.max_epochs=2"] + sets[6:]), data(), None, 5,
+                  tmp_path / "a", torch.device("cpu"))
+    assert tr2.try_resume() and tr2.updates == 4
+    tr2.run()
+    p2 = params(tr2)
+    assert tr2.updates == 8 and not tr2._frozen
+    assert all(p.requires_grad for k, p in tr2.model.named_parameters())
+    assert any(not torch.equal(p1[k], p2[k]) for k in p1 if not k.startswith("heads."))
+    with pytest.raises(ValueError, match="freeze_encoder_updates: must be an integer >= 0"):
+        load_config(None, ["train.freeze_encoder_updates=1.5"])

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("espeak-ng") and shutil.which("sox") and Path("/usr/share/games/fortunes").is_dir()),
     reason="espeak-ng, sox or the fortunes are missing (utils/install_debian_packages.sh)")
 SYSTEMS = "stl_speech stl_speaker dynamic first branch"
-RUN = f"./run.sh --config conf/tiny.conf --nj 1 --systems '{SYSTEMS}'"
+RUN = f"./run.sh --config conf/tiny.conf --nj 1 --systems '{SYSTEMS}' --train-jobs 2"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def recipe(tmp_path_factory):
     for p in RECIPE.iterdir():
         if p.name not in ("data", "exp", "raw"):
             (d / p.name).symlink_to(p)
-    sh(RUN, d, timeout=1500)
+    p = sh(RUN, d, timeout=1500)
+    (d / "first_run.err").write_text(p.stderr, encoding="utf-8")
     return d
 
 
@@ -69,7 +70,12 @@ def test_data_pretraining_and_systems_are_wired(recipe):
     assert "main_weight: 0" in cfg["stl_speaker"] and "spk:" not in cfg["stl_speech"]
     assert "cls_token: true" in cfg["first"] and "pooling: first" in cfg["first"]
     assert "branch: 2" in cfg["branch"]
+    # speaker segments of 9 s (10 ms frames); the first updates train the heads only
+    assert "crop_untranscribed: 900" in cfg["dynamic"] and "crop_untranscribed: 900" in cfg["stl_speaker"]
+    assert "update 1: encoder frozen" in log and "update 3: training the whole network" in log
     assert "EER" in (exp / "branch_s0" / "eer_spk_test" / "eer").read_text()
+    # two systems trained at once (--train-jobs 2), each job's lines led by its name
+    assert re.search(r"\[dynamic_s0\] .*training exp/dynamic_s0", (recipe / "first_run.err").read_text())
 
 
 def test_rerun_redoes_nothing(recipe):

@@ -60,7 +60,7 @@ def test_help_and_wrong_arg_count(script):
 
 
 def test_scripts_are_executable_bash():
-    for name in SCRIPTS + ["lib.sh", "parse_options.sh"]:
+    for name in SCRIPTS + ["lib.sh", "jobs.sh", "parse_options.sh"]:
         path = UTILS / name
         assert os.access(path, os.X_OK), name
         assert path.read_text().startswith("#!/usr/bin/env bash\n"), name
@@ -108,6 +108,36 @@ require_files {tmp_path}/a {tmp_path}/missing1 {tmp_path}/missing2""")
     assert res.returncode == 1
     assert "missing1" in res.stderr and "missing2" not in res.stderr
     assert "(libtest.sh:5)" in res.stderr  # blames the caller, not lib.sh
+
+
+def test_jobs_run_caps_prefixes_and_names_failures(tmp_path):
+    """utils/jobs.sh's jobs_run: at most N jobs at once, each output line led by its name;
+    after a failure no new job starts, the running ones end, and jobs_wait
+    dies naming the failed job."""
+    ev = tmp_path / "events"
+    body = f""". {UTILS}/jobs.sh
+job() {{ echo start >> {ev}; sleep "$2"; echo "hello $1"; echo end >> {ev}; [ "$1" != "${{FAIL:-}}" ]; }}
+jobs_init "$N"
+for n in a b c d e; do t=0.6; [ "$n" != b ] || t=0.1; jobs_run "$n" job "$n" "$t"; done
+jobs_wait
+echo all done"""
+    script = lib_script(tmp_path, body)
+    res = run(["bash", script], env={**os.environ, "N": "2"})
+    assert concurrency(ev) == 2 and ev.read_text().split().count("end") == 5
+    assert sorted(l for l in res.stderr.splitlines() if l.startswith("[")) == [
+        f"[{n}] hello {n}" for n in "abcde"]
+    assert res.stdout.strip() == "all done"
+    ev.unlink()
+    res = run(["bash", script], env={**os.environ, "N": "2", "FAIL": "b"}, check=False)
+    assert res.returncode == 1 and "all done" not in res.stdout
+    assert re.search(r"\(libtest\.sh:\d+\) ERROR: failed: b ", res.stderr), res.stderr
+    assert ev.read_text().split().count("start") == 2        # b failed first: c, d and e never started
+    ev.unlink()
+    # one at a time: in the foreground, output as it is
+    res = run(["bash", script], env={**os.environ, "N": "1"})
+    assert concurrency(ev) == 1 and "hello a" in res.stdout and "[a]" not in res.stderr + res.stdout
+    res = run(["bash", script], env={**os.environ, "N": "0"}, check=False)
+    assert res.returncode == 1 and "positive integer, got '0'" in res.stderr
 
 
 def test_lib_step_records(tmp_path):

@@ -41,10 +41,13 @@ pretrain_config=conf/w2v2_pretrain.yaml
 pretrain_epochs=20
 nnet_config=conf/w2v2_ctc.yaml
 nnet_opts=                   # config overrides for every system, e.g. "train.max_epochs=2"
-systems="stl_speech stl_speaker static_050 static_088 dynamic mixed first ctc_blank ctc_nonblank split branch"
+systems="stl_speech stl_speaker stl_speaker_3s static_050 static_088 dynamic dynamic_3s mixed first ctc_blank ctc_nonblank split branch"
+spk_crop=9                   # seconds: speaker-only utterances cut to a random window this long (seed 003: 9 s)
+spk_crop_short=3             # seconds: the same for the *_3s systems (seed 003 Table 1: 3 s)
 split_dims=                  # explicit split: speaker dimensions d_k (default: half the hidden size)
 branch_shared=               # branched encoder: shared transformer layers (default: half of them)
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
+train_jobs=1                 # systems trained at once (each with train.num_threads threads; GPUs: one each)
 device=auto
 help_message="Usage: $0 [options]
 e.g.: $0                                   # the espeak-ng demo
@@ -52,9 +55,11 @@ e.g.: $0                                   # the espeak-ng demo
          --trials /corpora/vox1/meta/veri_test2.txt --w2v2-dir /models/wav2vec2-base
       $0 --config conf/tiny.conf           # a few minutes of speech (tests)
       $0 --stage 4 --seeds '0 1 2'         # retrain every system with 3 seeds
+      $0 --seeds '0 1 2' --train-jobs 2    # two systems at a time (e.g. 2 cores, 1 thread each)
 Systems (exp/<system>_s<seed>; seed 003's rows):
   stl_speech    CTC only (STL speech)
   stl_speaker   speaker head only (train.main_weight 0; STL speaker)
+  stl_speaker_3s, dynamic_3s: as stl_speaker and dynamic, speaker segments of --spk-crop-short s (Table 1)
   static_050    MTL, static lambda 0.5 (eq. 4)           static_088  lambda 0.88 (eq. 5)
   dynamic       MTL, dynamic weights (eqs. 6-7), disjoint speech / speaker batches, mean pooling
   mixed         dynamic, but speech and speaker-only utterances mixed in every batch
@@ -71,6 +76,7 @@ train_cmd=${train_cmd:-utils/run_local.sh}
 decode_cmd=${decode_cmd:-utils/run_local.sh}
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}
 . utils/lib.sh
+. utils/jobs.sh
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
@@ -85,10 +91,15 @@ if [ -n "$librispeech" ]; then
   [ -n "$trials" ] || die "--voxceleb1 needs --trials (e.g. veri_test2.txt; local/download_voxceleb.sh)"
 fi
 for s in $systems; do
-  case "$s" in stl_speech|stl_speaker|static_050|static_088|dynamic|mixed|first|ctc_blank|ctc_nonblank|split|branch) ;;
+  case "$s" in stl_speech|stl_speaker|stl_speaker_3s|static_050|static_088|dynamic|dynamic_3s|mixed|first|ctc_blank|\
+               ctc_nonblank|split|branch) ;;
     *) die "--systems: unknown system '$s' (see --help)" ;; esac
 done
 for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed number"; done
+[[ $train_jobs =~ ^[1-9][0-9]*$ ]] || die "--train-jobs must be a positive integer, got '$train_jobs'"
+for s in "$spk_crop" "$spk_crop_short"; do
+  [[ $s =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--spk-crop, --spk-crop-short: seconds (0 = whole utterances), got '$s'"
+done
 nnet_sets=()
 for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
 
@@ -175,18 +186,22 @@ train_system() {
     steps/nnet/train.sh "${common[@]}" "${dirs[@]}"
     return
   fi
-  local o=()
+  # speaker segments in 10 ms frames
+  local secs=$spk_crop crop
+  [[ $sys != *_3s ]] || secs=$spk_crop_short
+  crop=$(awk -v s="$secs" 'BEGIN { printf "%d", 100 * s + 0.5 }')
+  local o=(--set "sequence.crop_untranscribed=$crop")
   case "$sys" in
-    stl_speaker) o=(--set train.main_weight=0 --set tasks.spk.schedule=static --set tasks.spk.weight=1) ;;
-    static_050) o=(--set train.main_weight=0.5 --set tasks.spk.schedule=static --set tasks.spk.weight=0.5) ;;
-    static_088) o=(--set train.main_weight=0.88 --set tasks.spk.schedule=static --set tasks.spk.weight=0.12) ;;
-    dynamic) ;;
-    mixed) o=(--set train.batching=mixed) ;;
-    first) o=(--set model.cls_token=true --set tasks.spk.pooling=first) ;;
-    ctc_blank|ctc_nonblank) o=(--set "tasks.spk.pooling=$sys") ;;
-    split) o=(--set "tasks.spk.split=${split_dims:-$((hidden / 2))}") ;;
+    stl_speaker|stl_speaker_3s) o+=(--set train.main_weight=0 --set tasks.spk.schedule=static --set tasks.spk.weight=1) ;;
+    static_050) o+=(--set train.main_weight=0.5 --set tasks.spk.schedule=static --set tasks.spk.weight=0.5) ;;
+    static_088) o+=(--set train.main_weight=0.88 --set tasks.spk.schedule=static --set tasks.spk.weight=0.12) ;;
+    dynamic|dynamic_3s) ;;
+    mixed) o+=(--set train.batching=mixed) ;;
+    first) o+=(--set model.cls_token=true --set tasks.spk.pooling=first) ;;
+    ctc_blank|ctc_nonblank) o+=(--set "tasks.spk.pooling=$sys") ;;
+    split) o+=(--set "tasks.spk.split=${split_dims:-$((hidden / 2))}") ;;
     # shared layers: the CNN (layer 1) and --branch-shared transformer layers
-    branch) o=(--set "tasks.spk.branch=$((${branch_shared:-$((layers / 2))} + 1))") ;;
+    branch) o+=(--set "tasks.spk.branch=$((${branch_shared:-$((layers / 2))} + 1))") ;;
   esac
   steps/nnet/train.sh "${common[@]}" --task-config conf/tasks/spk.yaml --extra-data data/train_spk \
     "${o[@]}" "${dirs[@]}"
@@ -197,16 +212,18 @@ stage4() {
   # the network's size, for the split and branch defaults (read once)
   read -r hidden layers < <(python3 -c "import json; c = json.load(open('exp/w2v2_init/config.json'));
 print(c['hidden_size'], c['num_hidden_layers'])")
+  jobs_init "$train_jobs"   # utils/lib.sh: --train-jobs systems at once
   for seed in $seeds; do
-    for sys in $systems; do train_system "$sys" "$seed"; done
+    for sys in $systems; do jobs_run "${sys}_s$seed" train_system "$sys" "$seed"; done
   done
+  jobs_wait
 }
 
 # evaluate SYSTEM-DIR SYSTEM: greedy CTC WER and CER on the test set (no
 # LM: nothing is tuned on dev), EER on the speaker test trials
 evaluate() {
   local nnet=$1 sys=$2
-  if [ "$sys" != stl_speaker ]; then
+  if [[ $sys != stl_speaker* ]]; then
     steps/nnet/compute_ctc_logprobs.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" \
       "$nnet" data/test "$nnet/logprobs_test"
     steps/decode_ctc.sh --nj "$nj" --cmd "$decode_cmd" --force "$force" --word-sep "<space>" \

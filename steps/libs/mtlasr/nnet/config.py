@@ -46,6 +46,11 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "max_frames": 0,           # also cap a minibatch's padded frames (0 = no cap)
         "max_utt_frames": 3000,    # longer training utterances are skipped (counted)
         "curriculum_source": "{data}/utt2lang",  # train.curriculum selects on its labels
+        # Training only: each untranscribed (speaker-only, --extra-data) utterance is cut to a
+        # window of this many frames at a random place, drawn anew every epoch (seed 003
+        # sec. 3.4: speaker segments of 3 s or 9 s); shorter ones stay whole. 0 = whole.
+        # Transcribed utterances are never cut (CTC needs the whole transcript).
+        "crop_untranscribed": 0,
     },
     # cmvn: speaker (the data dir's cmvn.scp) | none (e.g. wav2vec2's framed waveforms,
     # which the encoder normalises per utterance)
@@ -82,6 +87,10 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # the auxiliary task's weight 1 - lambda); 0 trains the auxiliary tasks alone (a
         # single-task speaker baseline). Not with dynamic weighting, which sets it itself.
         "main_weight": 1.0,
+        # The first this many updates change the task heads only: the encoder (every
+        # parameter outside the heads, branches and CLS token included) is frozen (seed 003
+        # sec. 4.2, after [14]: 10k of 100k steps). 0 = train everything from the start.
+        "freeze_encoder_updates": 0,
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
@@ -232,6 +241,10 @@ def check_model(cfg: Dict[str, Any]) -> None:
     if mw != 1.0 and any(t["schedule"] == "dynamic" for t in cfg["tasks"].values()):
         raise ValueError("train.main_weight: dynamic weighting (seed 003 eqs. 6-7) sets the main task's weight "
                          "itself; leave train.main_weight at 1")
+    for key, val in (("sequence.crop_untranscribed", cfg["sequence"]["crop_untranscribed"]),
+                     ("train.freeze_encoder_updates", cfg["train"]["freeze_encoder_updates"])):
+        if isinstance(val, bool) or not isinstance(val, int) or val < 0:
+            raise ValueError(f"{key}: must be an integer >= 0, got {val!r}")
     if cfg["train"]["batching"] not in ("mixed", "disjoint"):
         raise ValueError(f"train.batching: '{cfg['train']['batching']}' is not mixed or disjoint")
     if cfg["train"]["batching"] == "disjoint" and (m["criterion"] != "ctc" or not cfg["tasks"]):

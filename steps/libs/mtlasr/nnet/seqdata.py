@@ -122,9 +122,21 @@ class SequenceDataset:
     def __len__(self) -> int:
         return len(self.utts)
 
-    def batch(self, items: Sequence[int]) -> SeqBatch:
-        """The :class:`SeqBatch` of utterances ``items`` (indices)."""
+    def batch(self, items: Sequence[int], crop_frames: int = 0,
+              rng: Optional[np.random.Generator] = None) -> SeqBatch:
+        """The :class:`SeqBatch` of utterances ``items`` (indices).
+
+        ``crop_frames`` > 0: each untranscribed utterance longer than that
+        is cut to ``crop_frames`` consecutive frames starting at a place
+        drawn from ``rng`` (uniform over the whole windows; seed 003
+        sec. 3.4's speaker segments). Transcribed ones stay whole.
+        """
         feats = [self.feats[i] for i in items]
+        if crop_frames:
+            if rng is None:
+                raise ValueError("batch: crop_frames needs an rng")
+            feats = [self._crop(self.feats[i], crop_frames, rng) if self.labels[i] is None else self.feats[i]
+                     for i in items]
         t_max = max(x.shape[0] for x in feats)
         x = np.zeros((len(items), t_max, feats[0].shape[1]), dtype=np.float32)
         for b, f in enumerate(feats):
@@ -145,17 +157,28 @@ class SequenceDataset:
                                                           dtype=torch.int64),
                         aux, [self.utts[i] for i in items])
 
+    @staticmethod
+    def _crop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        if x.shape[0] <= n:
+            return x
+        s = int(rng.integers(0, x.shape[0] - n + 1))
+        return x[s: s + n]
+
+    def _length(self, i: int, crop_frames: int) -> int:
+        t = self.feats[i].shape[0]
+        return min(t, crop_frames) if crop_frames and self.labels[i] is None else t
+
     def _batches(self, batch_size: int, max_frames: int, groups: Optional[Sequence[str]],
-                 subset: Optional[str] = None) -> List[List[int]]:
+                 subset: Optional[str] = None, crop_frames: int = 0) -> List[List[int]]:
         if subset not in (None, "transcribed", "untranscribed"):
             raise ValueError(f"subset: '{subset}' is not transcribed or untranscribed")
         keep = [i for i in range(len(self.utts)) if (groups is None or self.groups[i] in groups)
                 and (subset is None or (self.labels[i] is None) == (subset == "untranscribed"))]
-        keep.sort(key=lambda i: (self.feats[i].shape[0], self.utts[i]))
+        keep.sort(key=lambda i: (self._length(i, crop_frames), self.utts[i]))
         batches: List[List[int]] = []
         cur: List[int] = []
         for i in keep:
-            t = self.feats[i].shape[0]
+            t = self._length(i, crop_frames)
             if cur and (len(cur) >= batch_size or (max_frames and t * (len(cur) + 1) > max_frames)):
                 batches.append(cur)
                 cur = []
@@ -165,27 +188,37 @@ class SequenceDataset:
         return batches
 
     def num_batches(self, batch_size: int, max_frames: int = 0, groups: Optional[Sequence[str]] = None,
-                    world_size: int = 1, subset: Optional[str] = None) -> int:
+                    world_size: int = 1, subset: Optional[str] = None, crop_frames: int = 0) -> int:
         """Minibatches per rank in one epoch."""
-        return len(self._batches(batch_size, max_frames, groups, subset)) // world_size
+        return len(self._batches(batch_size, max_frames, groups, subset, crop_frames)) // world_size
 
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0, world_size: int = 1,
                     max_frames: int = 0, groups: Optional[Sequence[str]] = None,
-                    subset: Optional[str] = None) -> Iterator[SeqBatch]:
+                    subset: Optional[str] = None, crop_frames: int = 0) -> Iterator[SeqBatch]:
         """Minibatches of up to ``batch_size`` utterances of similar length
         (and at most ``max_frames`` padded frames, 0 = no cap), in an order
         shuffled with ``seed`` (None: shortest first); only utterances whose
         group is in ``groups`` (None: all), and with ``subset`` only the
         ``transcribed`` or the ``untranscribed`` ones (seed 003's disjoint
-        speech and speaker batches). With ``world_size > 1`` each rank
-        takes every world_size-th batch (the same number on every rank)."""
-        batches = self._batches(batch_size, max_frames, groups, subset)
+        speech and speaker batches). ``crop_frames``: untranscribed
+        utterances cut to windows of that many frames (:meth:`batch`),
+        placed at random with ``seed`` (needed then). With
+        ``world_size > 1`` each rank takes every world_size-th batch (the
+        same number on every rank).
+
+        Raises: ValueError if ``crop_frames`` is given without ``seed``.
+        """
+        if crop_frames and seed is None:
+            raise ValueError("minibatches: crop_frames needs a seed (the windows are drawn at random)")
+        batches = self._batches(batch_size, max_frames, groups, subset, crop_frames)
         order = np.arange(len(batches))
         if seed is not None:
             np.random.default_rng(seed).shuffle(order)
         usable = len(order) - len(order) % world_size if world_size > 1 else len(order)
         for j in order[rank:usable:world_size]:
-            yield self.batch(batches[j])
+            # the windows of batch j depend on (seed, j) alone: the same on every rank and rerun
+            rng = np.random.default_rng([seed, int(j)]) if crop_frames else None
+            yield self.batch(batches[j], crop_frames, rng)
 
     def group_counts(self) -> Dict[str, int]:
         """Utterances per curriculum group."""

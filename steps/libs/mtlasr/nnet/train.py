@@ -261,6 +261,11 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg["train"])
         self.history: list = []
         self.start_epoch = 0
+        self.updates = 0     # optimiser steps so far (train.freeze_encoder_updates)
+        # what train.freeze_encoder_updates holds still: every trainable parameter outside the heads
+        self._encoder_params = [p for n, p in self.model.named_parameters()
+                                if p.requires_grad and not n.startswith("heads.")]
+        self._frozen = False
         self.ddp_model = self.model
         if world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -293,6 +298,7 @@ class Trainer:
             "num_pdfs": self.model.heads["main"].out_features,
             "task_dims": self.task_dims,
             "torch_rng": torch.get_rng_state(),
+            "updates": self.updates,
         }
 
     def try_resume(self) -> bool:
@@ -306,6 +312,7 @@ class Trainer:
         self.history = st["history"]
         torch.set_rng_state(st["torch_rng"])
         self.start_epoch = st["epoch"] + 1
+        self.updates = st.get("updates", 0)
         logger.info("resumed from %s after epoch %d", ck, st["epoch"] + 1)
         return True
 
@@ -338,7 +345,7 @@ class Trainer:
                 groups = curriculum_labels(tc, epoch)
                 if groups is not None and self.rank == 0:
                     logger.info("epoch %d: curriculum: utterances of %s only", epoch + 1, ",".join(groups))
-                kw = dict(max_frames=sq["max_frames"], groups=groups)
+                kw = dict(max_frames=sq["max_frames"], groups=groups, crop_frames=sq["crop_untranscribed"])
                 num_batches = self.train.num_batches(tc["minibatch"], world_size=self.world_size, **kw)
                 if num_batches == 0:
                     raise ValueError(f"epoch {epoch + 1}: no training utterance of curriculum group(s) "
@@ -360,6 +367,7 @@ class Trainer:
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size)
             for batch in batches:
+                self._set_encoder_frozen(self.updates < tc["freeze_encoder_updates"])
                 batch = to_device(batch, self.device)
                 progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
                 lambdas = step_lambdas(tasks, progress)  # once per step: loss weights and GRL scales
@@ -386,9 +394,11 @@ class Trainer:
                         raise FloatingPointError(f"epoch {epoch + 1} batch {nb + 1}: loss is not finite ({bad})")
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    self._drop_encoder_grads()
                     if tc["grad_clip"] > 0:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
                     self.opt.step()
+                    self.updates += 1
                 n = int(mask.sum())
                 na = len(batch.utts) if ctc else n
                 if ctc and tc["batching"] == "disjoint":
@@ -438,6 +448,27 @@ class Trainer:
             logger.info("final.pt = epoch %d (%s)", best["epoch"],
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
+
+    def _set_encoder_frozen(self, frozen: bool) -> None:
+        """Freeze (or thaw) every trainable parameter outside the task heads
+        (train.freeze_encoder_updates; seed 003 sec. 4.2). One process: the
+        parameters stop needing gradients, so no backward pass runs through
+        the encoder. DistributedDataParallel needs the same parameters in
+        every step: there the encoder's gradients are dropped before the
+        update instead (the optimiser skips parameters without one)."""
+        if frozen != self._frozen:
+            if self.rank == 0:
+                logger.info("update %d: %s", self.updates + 1,
+                            "encoder frozen, task heads only" if frozen else "training the whole network")
+            self._frozen = frozen
+            if self.world_size == 1:
+                for p in self._encoder_params:
+                    p.requires_grad_(not frozen)
+
+    def _drop_encoder_grads(self) -> None:
+        if self._frozen and self.world_size > 1:
+            for p in self._encoder_params:
+                p.grad = None
 
     def _cycle(self, batch_size: int, seed: int, kw: Dict[str, Any]):
         """Endless minibatches of the training set (``kw``: subset, groups,
