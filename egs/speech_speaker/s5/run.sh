@@ -47,7 +47,7 @@ spk_crop_short=3             # seconds: the same for the *_3s systems (seed 003 
 split_dims=                  # explicit split: speaker dimensions d_k (default: half the hidden size)
 branch_shared=               # branched encoder: shared transformer layers (default: half of them)
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
-train_jobs=1                 # systems trained at once (each with train.num_threads threads; GPUs: one each)
+system_jobs=1                # systems trained or evaluated at once (each: train.num_threads threads or --nj jobs)
 device=auto
 help_message="Usage: $0 [options]
 e.g.: $0                                   # the espeak-ng demo
@@ -55,7 +55,7 @@ e.g.: $0                                   # the espeak-ng demo
          --trials /corpora/vox1/meta/veri_test2.txt --w2v2-dir /models/wav2vec2-base
       $0 --config conf/tiny.conf           # a few minutes of speech (tests)
       $0 --stage 4 --seeds '0 1 2'         # retrain every system with 3 seeds
-      $0 --seeds '0 1 2' --train-jobs 2    # two systems at a time (e.g. 2 cores, 1 thread each)
+      $0 --seeds '0 1 2' --system-jobs 2   # two systems at a time (e.g. 2 cores, 1 thread each)
 Systems (exp/<system>_s<seed>; seed 003's rows):
   stl_speech    CTC only (STL speech)
   stl_speaker   speaker head only (train.main_weight 0; STL speaker)
@@ -96,7 +96,7 @@ for s in $systems; do
     *) die "--systems: unknown system '$s' (see --help)" ;; esac
 done
 for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed number"; done
-[[ $train_jobs =~ ^[1-9][0-9]*$ ]] || die "--train-jobs must be a positive integer, got '$train_jobs'"
+[[ $system_jobs =~ ^[1-9][0-9]*$ ]] || die "--system-jobs must be a positive integer, got '$system_jobs'"
 for s in "$spk_crop" "$spk_crop_short"; do
   [[ $s =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--spk-crop, --spk-crop-short: seconds (0 = whole utterances), got '$s'"
 done
@@ -212,7 +212,7 @@ stage4() {
   # the network's size, for the split and branch defaults (read once)
   read -r hidden layers < <(python3 -c "import json; c = json.load(open('exp/w2v2_init/config.json'));
 print(c['hidden_size'], c['num_hidden_layers'])")
-  jobs_init "$train_jobs"   # utils/lib.sh: --train-jobs systems at once
+  jobs_init "$system_jobs"   # utils/jobs.sh: --system-jobs systems at once
   for seed in $seeds; do
     for sys in $systems; do jobs_run "${sys}_s$seed" train_system "$sys" "$seed"; done
   done
@@ -247,9 +247,12 @@ evaluate() {
 
 stage5() {
   local seed sys
+  utils/split_data.sh data/test "$nj"   # once, before the jobs that read the split
+  jobs_init "$system_jobs"
   for seed in $seeds; do
-    for sys in $systems; do evaluate "exp/${sys}_s$seed" "$sys"; done
+    for sys in $systems; do jobs_run "eval_${sys}_s$seed" evaluate "exp/${sys}_s$seed" "$sys"; done
   done
+  jobs_wait
 }
 
 stage6() {
