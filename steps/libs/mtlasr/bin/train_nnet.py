@@ -350,9 +350,11 @@ def fit(args, cfg, train, valid, num_outputs, exp, device, rank, world_size):
     best = trainer.run()
     if rank == 0:
         hist = trainer.history
-        logger.info("training done: %d epochs, mean %.1f s/epoch, mean %.0f frames/s; best epoch %d",
-                    len(hist), float(np.mean([r["seconds"] for r in hist])),
-                    float(np.mean([r["frames_per_second"] for r in hist])), best["epoch"])
+        import resource  # peak resident memory of this process (Linux: kB)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        logger.info("training done: %d epochs, mean %.1f s/epoch, mean %.0f frames/s; best epoch %d; "
+                    "peak memory %.0f MB", len(hist), float(np.mean([r["seconds"] for r in hist])),
+                    float(np.mean([r["frames_per_second"] for r in hist])), best["epoch"], peak_mb)
     if world_size > 1:
         dist.destroy_process_group()
     return 0
