@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("espeak-ng") and shutil.which("sox") and Path("/usr/share/games/fortunes").is_dir()),
     reason="espeak-ng, sox or the fortunes are missing (utils/install_debian_packages.sh)")
 SYSTEMS = "stl_speech stl_speaker dynamic first branch"
-RUN = f"./run.sh --config conf/tiny.conf --nj 1 --systems '{SYSTEMS}' --system-jobs 2"
+RUN = f"./run.sh --config conf/tiny.conf --systems '{SYSTEMS}'"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_data_pretraining_and_systems_are_wired(recipe):
     assert "crop_untranscribed: 900" in cfg["dynamic"] and "crop_untranscribed: 900" in cfg["stl_speaker"]
     assert "update 1: encoder frozen" in log and "update 3: training the whole network" in log
     assert "EER" in (exp / "branch_s0" / "eer_spk_test" / "eer").read_text()
-    # two systems trained at once (--system-jobs 2), each job's lines led by its name
+    # two systems trained at once (tiny.conf: --system-jobs 2), each job's lines led by its name
     assert re.search(r"\[dynamic_s0\] .*training exp/dynamic_s0", (recipe / "first_run.err").read_text())
 
 

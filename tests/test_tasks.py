@@ -268,6 +268,10 @@ def test_main_weight_zero_trains_the_auxiliary_task_alone(tmp_path):
     assert all(torch.equal(first[k], end[k]) for k in end if k.startswith("heads.main."))
     assert not all(torch.equal(first[k], end[k]) for k in end if k.startswith("trunk."))
     assert not all(torch.equal(first[k], init[k]) for k in end if k.startswith("heads.iv."))
+    # final.pt is the last epoch: the main task's validation loss says nothing of the auxiliary head
+    assert tr.best_record()["epoch"] == tr.history[-1]["epoch"] > 1
+    final = torch.load(tmp_path / "aux_only" / "final.pt", weights_only=False)["model"]
+    assert all(torch.equal(final[k], end[k]) for k in end)
     with pytest.raises(ValueError, match="dynamic weighting .* sets the main task's weight"):
         toy_cfg(tmp_path, task + ["tasks.iv.schedule=dynamic", "train.main_weight=0.5"])
     with pytest.raises(ValueError, match="main_weight: must be a number >= 0"):

@@ -30,6 +30,7 @@ mono_epochs=                 # epochs of each monolingual baseline (default: the
 mtl_epochs=3                 # epochs of the systems started from the pre-trained one (seed 004: 10; conf/ctc_blstm_paper.yaml)
 systems="mono multi multi_cont multi_lr multi_sr multi_lr_sr"
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
+system_jobs=1                # systems trained or decoded at once (each: train.num_threads threads or --nj jobs)
 lm_order=3                   # per-language phone n-gram
 lm_weights="0 0.25 0.5 0.75 1 1.5"   # LM weights tried on dev
 beam=20
@@ -39,6 +40,7 @@ e.g.: $0                                  # the whole recipe (about 5 h of speec
       $0 --config conf/tiny.conf          # a few minutes of speech, small network (tests)
       $0 --stage 3 --seeds '0 1 2'        # retrain every system with 3 seeds
       $0 --stage 3 --systems 'multi multi_lr'
+      $0 --nj 1 --system-jobs 2 --nnet-opts train.num_threads=1   # two systems at a time on 2 cores
 Systems (exp/ctc_<system>_s<seed>):
   mono         one model per language, trained on that language only (Baseline)
   multi        all languages, curriculum (seed 004 sec. 3.2: es, +en, +de, all) (CTC pre-train)
@@ -55,6 +57,7 @@ train_cmd=${train_cmd:-utils/run_local.sh}
 decode_cmd=${decode_cmd:-utils/run_local.sh}
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}
 . utils/lib.sh
+. utils/jobs.sh
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
@@ -69,6 +72,7 @@ for s in $systems; do
   case "$s" in mono|multi|multi_cont|multi_lr|multi_sr|multi_lr_sr) ;; *) die "--systems: unknown system '$s' (see --help)" ;; esac
 done
 for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed number"; done
+[[ $system_jobs =~ ^[1-9][0-9]*$ ]] || die "--system-jobs must be a positive integer, got '$system_jobs'"
 [ -z "$mono_epochs" ] || [[ $mono_epochs =~ ^[1-9][0-9]*$ ]] || die "--mono-epochs must be a positive integer"
 nnet_sets=()
 for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
@@ -156,9 +160,11 @@ stage3() {
     # trained first (once: with --stage, a second call would retrain it)
     first=
     case " $systems " in *" multi_"*) train_system multi "$seed"; first=multi ;; esac
+    jobs_init "$system_jobs"   # the others: --system-jobs at once
     for sys in $systems; do
-      [ "$sys" = "$first" ] || train_system "$sys" "$seed"
+      [ "$sys" = "$first" ] || jobs_run "${sys}_s$seed" train_system "$sys" "$seed"
     done
+    jobs_wait
   done
 }
 
@@ -180,18 +186,21 @@ decode_lang() {
 }
 
 stage4() {
-  local seed sys l
+  local seed sys l s nnet
+  for l in "${langs[@]}"; do     # once, before the jobs that read the splits
+    for s in dev test; do utils/split_data.sh "data/${s}_$l" "$nj"; done
+  done
+  jobs_init "$system_jobs"
   for seed in $seeds; do
     for sys in $systems; do
       for l in "${langs[@]}"; do
-        if [ "$sys" = mono ]; then
-          decode_lang "exp/ctc_mono_${l}_s$seed" "$l"
-        else
-          decode_lang "exp/ctc_${sys}_s$seed" "$l"
-        fi
+        nnet=exp/ctc_${sys}_s$seed
+        [ "$sys" != mono ] || nnet=exp/ctc_mono_${l}_s$seed
+        jobs_run "${sys}_s${seed}_$l" decode_lang "$nnet" "$l"
       done
     done
   done
+  jobs_wait
 }
 
 stage5() {

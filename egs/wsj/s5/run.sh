@@ -36,6 +36,7 @@ aux_epochs=1                 # staged training: epochs of the speaker branch alo
 joint_epochs=3               # ... then of everything (the baseline gets as many, without a branch)
 systems="base mt_in mt_mid mt_out al_in al_mid al_out semi_in semi_mid semi_out"
 seeds=0                      # training seeds, e.g. "0 1 2" (mean +- std in the table)
+system_jobs=1                # systems trained or decoded at once (each: train.num_threads threads or --nj jobs)
 lm_order=4
 lm_weights="0.5 1 1.5 2 3"   # LM weights tried on dev (word decoding)
 word_scores="0 1 2"          # word insertion scores tried on dev
@@ -49,6 +50,7 @@ e.g.: $0                                              # the espeak-ng demo (abou
       $0 --wsj0 /corpora/LDC93S6B --wsj1 /corpora/LDC94S13B --lm-text /corpora/wsj_lm.txt
       $0 --config conf/tiny.conf                      # a few minutes of speech (tests)
       $0 --stage 3 --seeds '0 1 2'                    # retrain every system with 3 seeds
+      $0 --nj 1 --system-jobs 2 --nnet-opts train.num_threads=1   # two systems at a time on 2 cores
 Systems (exp/ctc_<system>_s<seed>; all but base start from exp/ctc_pre_s<seed>):
   base        CTC only, trained --joint-epochs more than the pre-training (Baseline)
   mt_<fork>   speaker branch at IN / MID / OUT, multi-task (static lambda 0.5)     (Mult.)
@@ -63,6 +65,7 @@ train_cmd=${train_cmd:-utils/run_local.sh}
 decode_cmd=${decode_cmd:-utils/run_local.sh}
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}
 . utils/lib.sh
+. utils/jobs.sh
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$help_message" >&2; exit 1; fi
 
@@ -86,6 +89,7 @@ for s in $systems; do
     *) die "--systems: unknown system '$s' (see --help)" ;; esac
 done
 for s in $seeds; do [[ "$s" =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not a seed number"; done
+[[ $system_jobs =~ ^[1-9][0-9]*$ ]] || die "--system-jobs must be a positive integer, got '$system_jobs'"
 [[ $aux_epochs =~ ^[1-9][0-9]*$ && $joint_epochs =~ ^[1-9][0-9]*$ ]] ||
   die "--aux-epochs and --joint-epochs must be positive integers"
 nnet_sets=()
@@ -197,7 +201,10 @@ stage3() {
     steps/nnet/train.sh --cmd "$cuda_cmd" --device "$device" --force "$force" --nnet-config "$nnet_config" \
       "${nnet_sets[@]}" --set "train.seed=$seed" \
       "data/$train" data/lang_char "data/$dev" data/lang_char "exp/ctc_pre_s$seed"
-    for sys in $systems; do train_system "$sys" "$seed"; done
+    # every system of this seed starts from exp/ctc_pre_s<seed>: --system-jobs at once
+    jobs_init "$system_jobs"
+    for sys in $systems; do jobs_run "${sys}_s$seed" train_system "$sys" "$seed"; done
+    jobs_wait
   done
 }
 
@@ -222,9 +229,13 @@ decode_system() {
 
 stage4() {
   local seed sys
+  utils/split_data.sh "data/$dev" "$nj"    # once, before the jobs that read the splits
+  utils/split_data.sh "data/$test" "$nj"
+  jobs_init "$system_jobs"
   for seed in $seeds; do
-    for sys in $systems; do decode_system "exp/ctc_${sys}_s$seed"; done
+    for sys in $systems; do jobs_run "${sys}_s$seed" decode_system "exp/ctc_${sys}_s$seed"; done
   done
+  jobs_wait
 }
 
 # Fig. 2: how well a probe identifies the speaker from each fork layer of the

@@ -446,6 +446,7 @@ class Trainer:
             shutil.copyfile(self.exp / f"epoch-{best['epoch']}.pt", self.exp / "final.pt.tmp")
             os.replace(self.exp / "final.pt.tmp", self.exp / "final.pt")
             logger.info("final.pt = epoch %d (%s)", best["epoch"],
+                        "last epoch: the main task is not trained" if tc["main_weight"] == 0 else
                         f"valid loss {best['valid_loss']:.4f}" if "valid_loss" in best else "last epoch")
         return best
 
@@ -481,7 +482,12 @@ class Trainer:
             k += 1
 
     def best_record(self) -> Dict[str, Any]:
-        if self.valid is None or not self.history or "valid_loss" not in self.history[0]:
+        """The epoch final.pt is taken from: the lowest validation loss of
+        the main task; the last epoch without a validation set, or when
+        the main task is not trained (train.main_weight 0: its validation
+        loss says nothing of the auxiliary heads)."""
+        if (self.valid is None or not self.history or "valid_loss" not in self.history[0]
+                or self.cfg["train"]["main_weight"] == 0):
             return self.history[-1]
         return min(self.history, key=lambda r: r["valid_loss"])
 
