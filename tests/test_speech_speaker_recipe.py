@@ -42,6 +42,9 @@ def test_tiny_recipe_ends_with_the_wer_eer_table(recipe):
     assert re.fullmatch(r"[\d.]+ \(4\.23\)", eer) and 0 <= float(eer.split()[0]) <= 100
     assert rows["STL speech"][2] == "-" and rows["STL speaker"][0].startswith("-")
     assert "Missing" not in table
+    # each variant against the single-task baselines of its seed
+    assert re.search(r"\| MTL dynamic, mean pooling \| [+-][\d.]+ \([01]/1\) \| [+-][\d.]+ \([01]/1\) \| "
+                     r"[+-][\d.]+ \([01]/1\) \|", table), table
     assert (recipe / "exp" / "results" / "wer_eer.png").stat().st_size > 5000
 
 

@@ -98,10 +98,11 @@ def main(argv=None):
              f"seeds {' '.join(seeds)}. In brackets: the paper (LibriSpeech test-other WER, VoxCeleb1-H EER, 100k "
              f"updates, 9 s speaker segments unless the row says 3 s).", "",
              "| table | system | WER | CER | EER |", "|---|---|---|---|---|"]
-    missing, points = [], {}
+    missing, points, per_seed = [], {}, {}
     for sys_ in systems:
         table, name, p_wer, p_eer = ROWS[sys_]
         wer, cer, eer = [], [], []
+        per_seed[sys_] = {}
         for s in seeds:
             d = exp / f"{sys_}_s{s}"
             for vals, path, read in ((wer, d / f"decode_greedy_{a.test}" / "wer", read_rate),
@@ -116,11 +117,13 @@ def main(argv=None):
                     missing.append(str(path))
                 else:
                     vals.append(v)
+                    per_seed[sys_][s, "WER" if vals is wer else "CER" if vals is cer else "EER"] = v
         sw, sc, se = stats(wer), stats(cer), stats(eer)
         lines.append(f"| {table} | {name} | {cell(sw, len(wer))}{paper(p_wer)} | {cell(sc, len(cer))} | "
                      f"{cell(se, len(eer))}{paper(p_eer)} |")
         if sw and se:
-            points[sys_] = (sw, se)
+            points[sys_] = (sw, se, sc)
+    lines += paired(per_seed, systems, seeds)
     if missing:
         lines += ["", "Missing (not run or not finished):", *[f"- {m}" for m in missing]]
     out = Path(a.out)
@@ -133,17 +136,58 @@ def main(argv=None):
     return 0
 
 
+def baseline_of(sys_, metric):
+    """The single-task system a variant is compared with: stl_speech for
+    WER and CER; for EER stl_speaker, or stl_speaker_3s for a 3 s system."""
+    if metric != "EER":
+        return "stl_speech"
+    return "stl_speaker_3s" if sys_.endswith("_3s") else "stl_speaker"
+
+
+def paired(per_seed, systems, seeds):
+    """Lines of the table of per-seed differences to the single-task
+    baselines (every system of a seed starts from the same pre-trained
+    network): mean +- std of the difference in points, and in how many
+    seeds the variant is better (lower). Empty when no pair exists."""
+    rows = []
+    for sys_ in systems:
+        if sys_.startswith("stl_"):
+            continue
+        cells, any_pair = [], False
+        for metric in ("WER", "CER", "EER"):
+            base = baseline_of(sys_, metric)
+            d = [per_seed[sys_][s, metric] - per_seed[base][s, metric] for s in seeds
+                 if (s, metric) in per_seed.get(sys_, {}) and (s, metric) in per_seed.get(base, {})]
+            if not d:
+                cells.append("-")
+                continue
+            any_pair = True
+            st = stats(d)
+            better = sum(x < 0 for x in d)
+            cells.append(f"{st[0]:+.2f}" + (f" ± {st[1]:.2f}" if len(d) > 1 else "") + f" ({better}/{len(d)})")
+        if any_pair:
+            rows.append(f"| {ROWS[sys_][1]} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "Difference to the single-task baseline of the same seed (points; WER and CER against STL "
+            "speech, EER against STL speaker with the same segment length), mean ± std over seeds; in "
+            "brackets: in how many seeds the variant is better (lower).", "",
+            "| system | ΔWER | ΔCER | ΔEER |", "|---|---|---|---|", *rows]
+
+
 def plot(points, path):
-    """WER against EER, one point per system with std error bars."""
+    """WER and CER against EER, one point per system with std error bars."""
     from mtlasr.plot import save, subplots
 
-    fig, ax = subplots(figsize=(5.5, 4))
-    for sys_, ((w, ws), (e, es)) in points.items():
-        ax.errorbar(e, w, xerr=es, yerr=ws, marker="o", capsize=3, label=ROWS[sys_][1])
-    ax.set_xlabel("EER (%)")
-    ax.set_ylabel("WER (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    fig, axes = subplots(1, 2, figsize=(10, 4))
+    for k, (ax, what) in enumerate(zip(axes, ("WER", "CER"))):
+        for sys_, ((w, ws), (e, es), c) in points.items():
+            y, ys = (w, ws) if k == 0 else (c if c is not None else (float("nan"), 0.0))
+            ax.errorbar(e, y, xerr=es, yerr=ys, marker="o", capsize=3, label=ROWS[sys_][1])
+        ax.set_xlabel("EER (%)")
+        ax.set_ylabel(f"{what} (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
     save(fig, path)
 
 
