@@ -85,3 +85,6 @@ def test_rerun_redoes_nothing(recipe):
     p = sh(RUN, recipe, timeout=900)
     out = p.stdout + p.stderr
     assert "training exp/" not in out and "pre-training" not in out and "Stage 6: table" in out
+    # the data dirs are not copied again (which would drop their features), no EER is recomputed
+    assert "made from these inputs; skipping" in out and "MFCCs for" not in out
+    assert "EER already computed from these inputs" in out and not re.search(r"eer_spk_test: EER \d", out)

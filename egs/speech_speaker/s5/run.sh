@@ -105,8 +105,19 @@ for o in $nnet_opts; do nnet_sets+=(--set "$o"); done
 
 recipe_begin   # utils/lib.sh: lock exp/ and data/, stop the jobs on Ctrl-C
 
+# stage0_fresh RECORD: whether data/{train,train_spk,dev,test,spk_test} were
+# made from what RECORD says (data/.stage0.record); a rerun must not copy
+# them again, which would drop their features
+stage0_fresh() {
+  [ "$force" = false ] && [ -f data/spk_test/trials ] && step_fresh data stage0 "$1" &&
+    log "data/{train,train_spk,dev,test,spk_test}: made from these inputs; skipping"
+}
+
 stage0() {
+  local rec
   if [ -n "$librispeech" ]; then
+    rec=$(step_record "nj=$nj" "tree:$librispeech" "tree:$voxceleb1" ${voxceleb2:+"tree:$voxceleb2"} "$trials")
+    ! stage0_fresh "$rec" || return 0
     python3 local/librispeech_data_prep.py --root "$librispeech" --sets train-clean-100,dev-clean,test-clean data
     # the speaker batches: VoxCeleb2 dev, else VoxCeleb1 dev
     local spk=voxceleb2_dev vox1_sets=test
@@ -120,12 +131,16 @@ stage0() {
     utils/copy_data_dir.sh "data/$spk" data/train_spk
     utils/copy_data_dir.sh data/voxceleb1_test data/spk_test
     cp data/voxceleb1_test/trials data/spk_test/trials
+    step_done data stage0 "$rec"
     return 0
   fi
   # The demo: English voices from the multilingual recipe's synthesiser.
   python3 "$MTL_ROOT/egs/multiling_espeak/s5/local/make_espeak_corpus.py" --out-dir data/local/espeak \
     --data-dir data/local/espeak_dirs --languages en --hours "$hours" --num-speakers "$num_speakers" \
     --dev-speakers "$test_speakers" --test-speakers "$test_speakers" --seed "$corpus_seed" --nj "$nj"
+  rec=$(step_record "spk_only_speakers=$spk_only_speakers num_trials=$num_trials corpus_seed=$corpus_seed" \
+    tree:data/local/espeak_dirs)
+  ! stage0_fresh "$rec" || return 0
   local s
   for s in dev test; do
     utils/copy_data_dir.sh "data/local/espeak_dirs/$s" "data/$s"
@@ -137,7 +152,8 @@ stage0() {
   cut -d' ' -f1 data/local/espeak_dirs/train/spk2utt | head -n "-$spk_only_speakers" > data/local/transcribed
   [ -s data/local/transcribed ] || die "--spk-only-speakers $spk_only_speakers leaves no transcribed voice"
   [ -s data/local/spk_only ] || die "--spk-only-speakers must be at least 1 (the speaker batches)"
-  cp data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text
+  cmp -s data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text ||
+    cp data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text
   utils/subset_data_dir.sh --spk-list data/local/transcribed data/local/espeak_dirs/train data/train
   utils/subset_data_dir.sh --spk-list data/local/spk_only data/local/espeak_dirs/train data/train_spk
   rm -f data/train_spk/text data/train_spk/text.words
@@ -145,6 +161,7 @@ stage0() {
   utils/copy_data_dir.sh data/test data/spk_test
   python3 local/make_trials.py --num-targets "$num_trials" --num-nontargets "$num_trials" --seed "$corpus_seed" \
     data/spk_test data/spk_test/trials
+  step_done data stage0 "$rec"
 }
 
 stage1() {
@@ -232,16 +249,7 @@ evaluate() {
     steps/score.sh --metric cer data/test "$nnet/decode_greedy_test"
   fi
   if [ "$sys" != stl_speech ]; then
-    if [ "$force" = false ] && [ "$nnet/eer_spk_test/eer" -nt "$nnet/final.pt" ] &&
-       [ "$nnet/eer_spk_test/eer" -nt data/spk_test/trials ] && [ "$nnet/eer_spk_test/eer" -nt data/spk_test/feats.scp ]; then
-      log "$nnet/eer_spk_test: up to date; skipping"
-      return 0
-    fi
-    mkdir -p "$nnet/log"
-    python3 -m mtlasr.bin.extract_embeddings --task spk "$nnet" data/spk_test "$nnet/emb_spk_test" \
-      > "$nnet/log/embeddings.log" 2>&1 || die_log "$nnet/log/embeddings.log" "speaker embeddings of $nnet failed"
-    python3 -m mtlasr.bin.ivector_eer --trials data/spk_test/trials "$nnet/eer_spk_test" data/spk_test \
-      "$nnet/emb_spk_test" > "$nnet/log/eer.log" 2>&1 || die_log "$nnet/log/eer.log" "EER of $nnet failed"
+    steps/nnet/speaker_eer.sh --force "$force" "$nnet" data/spk_test data/spk_test/trials "$nnet/eer_spk_test"
   fi
 }
 
