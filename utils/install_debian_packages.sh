@@ -4,10 +4,12 @@
 #       egs/multiling_espeak/s5 synthesises its corpus with them
 #   ffmpeg: egs/wsj/s5 decodes WSJ's shorten-compressed .wv1 files with it
 #   the shell linter (package shellcheck): tests/test_utils_shell.py
+#   slurm-wlm, munge: tests/test_slurm_cluster.py runs utils/slurm.sh on a
+#       single-node cluster it starts (its own munged, slurmctld, slurmd)
 # Packages already installed are left as they are.
 set -euo pipefail
 
-packages="espeak-ng sox fortunes fortunes-de fortunes-es fortunes-it ffmpeg shellcheck"
+packages="espeak-ng sox fortunes fortunes-de fortunes-es fortunes-it ffmpeg shellcheck slurm-wlm munge"
 help_message="Usage: $0 [--packages 'p1 p2 ...']
 e.g.: sudo $0"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Slurm job runner: the interface and log files of utils/run_local.sh, but
 # every job runs through `srun`, which blocks until the job ends and copies
-# its output back, so the log is still written on this machine.
+# its output back, so the log is still written on this machine. srun's exit
+# status is the job's (or 1 when the job could not be allocated, with srun's
+# error in the log). tests/test_slurm_cluster.py runs it on a real cluster.
 set -euo pipefail
 
 usage() {
@@ -17,6 +19,10 @@ Options:
   --max-jobs-run N   at most N jobs in flight  (default: all)
 Environment: SLURM_EXTRA_OPTS is appended to every srun command line (it is
 parsed by bash, e.g. SLURM_EXTRA_OPTS="--partition=gpu --account=speech").
+Run inside a Slurm job (a recipe started by sbatch, or a job that calls this
+script again), each job is still a job of its own: the enclosing job's
+SLURM_* variables are dropped, except SLURM_CONF, SLURM_EXTRA_OPTS and
+SLURM_{ACCOUNT,PARTITION,QOS,RESERVATION,CLUSTERS,WCKEY}.
 EOU
 }
 
@@ -46,12 +52,27 @@ if [ "$nargs" -lt 2 ]; then usage; exit 1; fi
 [[ $num_threads =~ ^[1-9][0-9]*$ ]] ||
   { echo "$0: --num-threads needs a positive integer, got '$num_threads'" >&2; exit 1; }
 
-# Options are written as single --opt=value words.
-srun_opts=(--ntasks=1 "--cpus-per-task=$num_threads")
+# Inside a job, srun would start every job as a step of the enclosing job
+# (waiting forever for CPUs the enclosing job holds) and take its
+# SLURM_MEM_PER_NODE etc. as options: drop what describes that job.
+if [ -n "${SLURM_JOB_ID:-}${SLURM_JOBID:-}" ]; then
+  for v in $(compgen -e); do
+    case $v in
+      SLURM_CONF|SLURM_EXTRA_OPTS|SLURM_ACCOUNT|SLURM_PARTITION|SLURM_QOS) ;;
+      SLURM_RESERVATION|SLURM_CLUSTERS|SLURM_WCKEY) ;;
+      SLURM_*|SRUN_*) unset "$v" ;;
+    esac
+  done
+fi
+
+# Options are written as single --opt=value words. --quiet keeps srun's
+# notes ("job N queued and waiting for resources") out of the logs; its
+# errors still go there.
+srun_opts=(--quiet --ntasks=1 "--cpus-per-task=$num_threads")
 [ -n "$mem" ] && srun_opts+=("--mem=$mem")
 [ "$gpu" -gt 0 ] && srun_opts+=("--gres=gpu:$gpu")
 [ -n "$time_limit" ] && srun_opts+=("--time=$time_limit")
-launcher="srun$(printf ' %q' "${srun_opts[@]}") ${SLURM_EXTRA_OPTS:-}"
+launcher="srun$(printf ' %q' "${srun_opts[@]}")${SLURM_EXTRA_OPTS:+ $SLURM_EXTRA_OPTS}"
 
 exec "$(dirname "$0")/run_local.sh" --max-jobs-run "$max_jobs_run" \
   --num-threads "$num_threads" --launcher "$launcher" "$@"
