@@ -138,6 +138,9 @@ stage0() {
   python3 "$MTL_ROOT/egs/multiling_espeak/s5/local/make_espeak_corpus.py" --out-dir data/local/espeak \
     --data-dir data/local/espeak_dirs --languages en --hours "$hours" --num-speakers "$num_speakers" \
     --dev-speakers "$test_speakers" --test-speakers "$test_speakers" --seed "$corpus_seed" --nj "$nj"
+  # (the training text is the words; written before the record, which covers this tree)
+  cmp -s data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text ||
+    cp data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text
   rec=$(step_record "spk_only_speakers=$spk_only_speakers num_trials=$num_trials corpus_seed=$corpus_seed" \
     tree:data/local/espeak_dirs)
   ! stage0_fresh "$rec" || return 0
@@ -152,8 +155,6 @@ stage0() {
   cut -d' ' -f1 data/local/espeak_dirs/train/spk2utt | head -n "-$spk_only_speakers" > data/local/transcribed
   [ -s data/local/transcribed ] || die "--spk-only-speakers $spk_only_speakers leaves no transcribed voice"
   [ -s data/local/spk_only ] || die "--spk-only-speakers must be at least 1 (the speaker batches)"
-  cmp -s data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text ||
-    cp data/local/espeak_dirs/train/text.words data/local/espeak_dirs/train/text
   utils/subset_data_dir.sh --spk-list data/local/transcribed data/local/espeak_dirs/train data/train
   utils/subset_data_dir.sh --spk-list data/local/spk_only data/local/espeak_dirs/train data/train_spk
   rm -f data/train_spk/text data/train_spk/text.words
