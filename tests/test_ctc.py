@@ -215,6 +215,36 @@ def test_untranscribed_utterances_train_only_the_aux_task():
     assert not has.any() and losses["main"].item() == 0.0 and losses["lang"].item() > 0
 
 
+def test_ctc_norm_token_divides_each_utterance_by_its_units():
+    """model.ctc_norm token: the mean over utterances of -ln p(y|x) / |y|
+    (torch's ctc_loss reduction "mean"); utterance: the plain mean; bad
+    names are refused."""
+    feats, labels, _ = _toy(6)
+    ds = SequenceDataset(feats, labels, lambda t: t)
+    batch = ds.batch(list(range(6)))
+    assert len(set(batch.y_lens.tolist())) > 1  # different lengths, or the check proves nothing
+    base = ["model.criterion=ctc", "model.encoder=glu_conv", "model.num_layers=1", "model.cell_dim=4",
+            "model.kernel=3"]
+    torch.manual_seed(0)
+    model = build_model(load_config(None, base), 5, 5)
+    assert model.ctc_norm == "utterance"
+    with torch.no_grad():
+        logits, losses, _ = ctc_task_losses(model, batch, {})
+        per = ctc_loss(logits, model.output_lengths(batch.x_lens), batch.y, batch.y_lens)
+        torch.testing.assert_close(losses["main"], per.mean())
+        tok_model = build_model(load_config(None, base + ["model.ctc_norm=token"]), 5, 5)
+        tok_model.load_state_dict(model.state_dict())
+        assert tok_model.ctc_norm == "token"
+        _, tok, _ = ctc_task_losses(tok_model, batch, {})
+        torch.testing.assert_close(tok["main"], (per / batch.y_lens).mean())
+        logp = torch.log_softmax(logits, -1).transpose(0, 1)
+        ref = torch.nn.functional.ctc_loss(logp, batch.y, model.output_lengths(batch.x_lens), batch.y_lens,
+                                           reduction="mean")
+        torch.testing.assert_close(tok["main"], ref)
+    with pytest.raises(ValueError, match="model.ctc_norm: 'frame'"):
+        load_config(None, base + ["model.ctc_norm=frame"])
+
+
 def test_disjoint_batches_alternate_speech_and_speaker(tmp_path, monkeypatch):
     """train.batching disjoint (seed 003 sec. 3.2.1): every update takes one
     batch of transcribed utterances (its CTC loss) and one of speaker-only

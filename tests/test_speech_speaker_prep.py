@@ -742,3 +742,20 @@ def test_download_voxceleb_lists_and_check(vox1, tmp_path):
     assert not list((db / "meta").glob("list_test_hard2*"))
     p = bash(LOCAL / "download_voxceleb.sh", "--download-trials", "false", tmp_path / "empty", env=env)
     assert p.returncode == 1 and "Request access at https://www.robots.ox.ac.uk/~vgg/data/voxceleb/" in p.stderr
+
+
+def test_eq5_lambda_from_the_single_task_histories(tmp_path):
+    """Seed 003 eq. 5 on the last epoch's training losses; the paper's
+    averages (0.43, 3.14) give its 0.88; a missing history or loss is named."""
+    script = LOCAL / "eq5_lambda.py"
+    speech, spk = tmp_path / "stl_speech_s0", tmp_path / "stl_speaker_s0"
+    speech.mkdir()
+    spk.mkdir()
+    (speech / "history.json").write_text('[{"epoch": 1, "train_loss": 9.0}, {"epoch": 2, "train_loss": 0.43}]')
+    (spk / "history.json").write_text('[{"epoch": 1, "train_loss": 420.0, "train_spk_loss": 3.14}]')
+    p = run(script, speech, spk, check=True)
+    assert p.stdout == "0.8796\n" and "L_s = 0.4300" in p.stderr and "L_k = 3.1400" in p.stderr
+    p = run(script, speech, tmp_path / "none")
+    assert p.returncode == 1 and f"{tmp_path / 'none' / 'history.json'}: cannot read" in p.stderr
+    p = run(script, spk, speech)  # swapped: the speech history has no speaker loss
+    assert p.returncode == 1 and "no 'train_spk_loss'" in p.stderr

@@ -1,14 +1,16 @@
 """The seed 003 recipe (egs/speech_speaker/s5) end to end on its espeak-ng
-demo, tiny version: a wav2vec2 pre-trained here, five of its systems
-(single-task speech and speaker, dynamic MTL, first+cls pooling, the
-branched encoder), the WER + EER table and the plot, and a rerun that
+demo, tiny version: a wav2vec2 pre-trained here, six of its systems
+(single-task speech and speaker, dynamic MTL, static MTL with eq. 5's
+weight, first+cls pooling, the branched encoder), the WER + EER table and the plot, and a rerun that
 redoes nothing."""
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, sh
 
@@ -16,7 +18,7 @@ RECIPE = ROOT / "egs" / "speech_speaker" / "s5"
 pytestmark = pytest.mark.skipif(
     not (shutil.which("espeak-ng") and shutil.which("sox") and Path("/usr/share/games/fortunes").is_dir()),
     reason="espeak-ng, sox or the fortunes are missing (utils/install_debian_packages.sh)")
-SYSTEMS = "stl_speech stl_speaker dynamic first branch"
+SYSTEMS = "stl_speech stl_speaker dynamic static_eq5 first branch"
 RUN = f"./run.sh --config conf/tiny.conf --systems '{SYSTEMS}'"
 
 
@@ -36,7 +38,7 @@ def test_tiny_recipe_ends_with_the_wer_eer_table(recipe):
     rows = {l.split("|")[2].strip(): [c.strip() for c in l.strip("|").split("|")[2:]]
             for l in table.splitlines() if re.match(r"\| [123-] \|", l)}
     assert set(rows) == {"STL speech", "STL speaker", "MTL dynamic, mean pooling", "first+cls pooling",
-                         "branched encoder (half the layers shared)"}, table
+                         "MTL static (lambda eq. 5; paper 0.88)", "branched encoder (half the layers shared)"}, table
     wer, cer, eer = rows["MTL dynamic, mean pooling"]
     assert re.fullmatch(r"[\d.]+ \(10\.63\)", wer) and re.fullmatch(r"[\d.]+", cer)
     assert re.fullmatch(r"[\d.]+ \(4\.23\)", eer) and 0 <= float(eer.split()[0]) <= 100
@@ -73,6 +75,18 @@ def test_data_pretraining_and_systems_are_wired(recipe):
     assert "main_weight: 0" in cfg["stl_speaker"] and "spk:" not in cfg["stl_speech"]
     assert "cls_token: true" in cfg["first"] and "pooling: first" in cfg["first"]
     assert "branch: 2" in cfg["branch"]
+    # the CTC loss per letter; static_eq5's weight from the single-task losses of the same seed (eq. 5),
+    # which are trained first
+    assert all("ctc_norm: token" in c for c in cfg.values())
+    l_s = json.loads((exp / "stl_speech_s0" / "history.json").read_text())[-1]["train_loss"]
+    l_k = json.loads((exp / "stl_speaker_s0" / "history.json").read_text())[-1]["train_spk_loss"]
+    lam = round(l_k / (l_s + l_k), 4)
+    eq5 = yaml.safe_load(cfg["static_eq5"])
+    assert eq5["train"]["main_weight"] == lam and eq5["tasks"]["spk"]["weight"] == round(1 - lam, 4)
+    assert eq5["tasks"]["spk"]["schedule"] == "static"
+    err = (recipe / "first_run.err").read_text()
+    assert f"lambda = {lam:.4f}" in err
+    assert err.index("training exp/stl_speaker_s0") < err.index("training exp/dynamic_s0")
     # speaker segments of 9 s (10 ms frames); the first updates train the heads only
     assert "crop_untranscribed: 900" in cfg["dynamic"] and "crop_untranscribed: 900" in cfg["stl_speaker"]
     assert "update 1: encoder frozen" in log and "update 3: training the whole network" in log

@@ -2,7 +2,7 @@
 """Seed 003's Tables 1-3 in one table from this recipe's runs: test WER and
 CER (greedy CTC, no LM) and speaker-verification EER per system, mean +-
 std over seeds, with the paper's numbers (LibriSpeech test-other WER,
-VoxCeleb1-H EER; 100k updates, 9 s speaker segments unless the row says 3 s) beside; and a plot of
+VoxCeleb1-H EER; 100k updates, 9 s speaker segments; 3 s in the short-segment rows) beside; and a plot of
 WER against EER, one point per system (error bars: the std over seeds).
 
 Usage:
@@ -23,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "steps" / "libs"))
 from mtlasr.scoring import read_summary  # noqa: E402
 
 # (table, row name, paper WER, paper EER): seed 003 Tables 1-3 (100k updates;
-# 9 s speaker segments unless the row says 3 s; the paper has no mixed-batch row).
+# 9 s speaker segments, 3 s in the short-segment rows; the paper has no mixed-batch row).
 ROWS = {
     "stl_speech": ("1", "STL speech", 10.04, None),
     "stl_speaker": ("1", "STL speaker", None, 4.81),
-    "stl_speaker_3s": ("1", "STL speaker, 3 s segments", None, 4.08),
+    "stl_speaker_3s": ("1", "STL speaker, short segments", None, 4.08),
     "static_050": ("1", "MTL static (lambda 0.50)", 15.45, 4.34),
-    "static_088": ("1", "MTL static (lambda 0.88)", 10.67, 4.64),
+    "static_eq5": ("1", "MTL static (lambda eq. 5; paper 0.88)", 10.67, 4.64),
     "dynamic": ("1", "MTL dynamic, mean pooling", 10.63, 4.23),
-    "dynamic_3s": ("1", "MTL dynamic, 3 s segments", 10.21, 8.92),
+    "dynamic_3s": ("1", "MTL dynamic, short segments", 10.21, 8.92),
     "mixed": ("-", "MTL dynamic, mixed batches", None, None),
     "first": ("2", "first+cls pooling", 10.37, 4.41),
     "ctc_blank": ("2", "CTC-pool, blanks", 10.45, 4.53),
@@ -96,7 +96,7 @@ def main(argv=None):
     lines = [f"Seed 003 Tables 1-3: test WER and CER (%, greedy CTC, no LM; {a.test}) and speaker-verification "
              f"EER (%, cosine scoring of the speaker embeddings on the trials of data/spk_test), mean ± std over "
              f"seeds {' '.join(seeds)}. In brackets: the paper (LibriSpeech test-other WER, VoxCeleb1-H EER, 100k "
-             f"updates, 9 s speaker segments unless the row says 3 s).", "",
+             f"updates, 9 s speaker segments; 3 s in the short-segment rows).", "",
              "| table | system | WER | CER | EER |", "|---|---|---|---|---|"]
     missing, points, per_seed = [], {}, {}
     for sys_ in systems:
@@ -138,7 +138,7 @@ def main(argv=None):
 
 def baseline_of(sys_, metric):
     """The single-task system a variant is compared with: stl_speech for
-    WER and CER; for EER stl_speaker, or stl_speaker_3s for a 3 s system."""
+    WER and CER; for EER stl_speaker, or stl_speaker_3s for a short-segment (_3s) system."""
     if metric != "EER":
         return "stl_speech"
     return "stl_speaker_3s" if sys_.endswith("_3s") else "stl_speaker"

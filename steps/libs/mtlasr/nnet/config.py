@@ -25,6 +25,11 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     "model": {
         "encoder": "lstmp",        # lstmp | conv_blstm | glu_conv (mtlasr.nnet.encoders)
         "criterion": "ce",         # ce: frame cross-entropy on alignments (chunks) | ctc: CTC on unit sequences
+        # criterion ctc: the main loss of a batch is the mean over its transcribed utterances of
+        # utterance: -ln p(y|x), nats per utterance (ESPnet; seed 004's beta weights assume it) |
+        # token: -ln p(y|x) / |y|, nats per output unit (torch's ctc_loss "mean"; fairseq and
+        # transformers' wav2vec2; seed 003's loss magnitudes, eqs. 5-7, assume it)
+        "ctc_norm": "utterance",
         "num_layers": 3,           # recurrent or gated-conv layers (conv_blstm: BiLSTMs after the conv front end)
         "cell_dim": 1024,          # LSTM cells (per direction for conv_blstm); glu_conv: channels
         "proj_dim": 256,           # lstmp: recurrent projection (0 = none)
@@ -181,6 +186,7 @@ def load_config(path: Union[PathLike, Sequence[PathLike], None] = None,
 
 
 CRITERIA = ("ce", "ctc")
+CTC_NORMS = ("utterance", "token")
 
 
 def check_model(cfg: Dict[str, Any]) -> None:
@@ -195,6 +201,8 @@ def check_model(cfg: Dict[str, Any]) -> None:
         raise ValueError(f"model.encoder: '{m['encoder']}' is not one of {', '.join(ENCODERS)}")
     if m["criterion"] not in CRITERIA:
         raise ValueError(f"model.criterion: '{m['criterion']}' is not one of {', '.join(CRITERIA)}")
+    if m["ctc_norm"] not in CTC_NORMS:
+        raise ValueError(f"model.ctc_norm: '{m['ctc_norm']}' is not one of {', '.join(CTC_NORMS)}")
     for k in ("num_layers", "cell_dim", "conv_dim", "kernel", "subsampling"):
         if not isinstance(m[k], int) or isinstance(m[k], bool) or m[k] < 1:
             raise ValueError(f"model.{k}: must be a positive integer, got {m[k]!r}")

@@ -3,10 +3,19 @@
 Main loss: connectionist temporal classification (Graves et al., ICML
 2006, eq. 14: -ln p(y|x), summed over the alignments by the forward-backward
 recursion; ``torch.nn.functional.ctc_loss``), blank = unit 0. A minibatch's
-loss is the mean over its transcribed utterances of the per-utterance
-negative log-likelihood (nats per utterance; ESPnet's convention, which
-seed 004's beta weights assume: beta = 20 for a per-utterance language
-cross-entropy next to a per-utterance CTC loss).
+loss is the mean over its transcribed utterances of
+
+- ``model.ctc_norm: utterance`` (default): the per-utterance negative
+  log-likelihood, nats per utterance (ESPnet's convention, which seed 004's
+  beta weights assume: beta = 20 for a per-utterance language
+  cross-entropy next to a per-utterance CTC loss);
+- ``model.ctc_norm: token``: the same divided by the utterance's number of
+  output units, nats per unit (``torch.nn.functional.ctc_loss``'s "mean",
+  as fairseq and transformers fine-tune wav2vec2). Seed 003's loss
+  weights compare loss magnitudes (eq. 5 from average losses of 0.43 for
+  CTC and 3.14 for AAM-softmax; eqs. 6-7 per update), so they assume this
+  one: summed over some 40 letters, CTC would outweigh the speaker loss
+  about 20-fold.
 
 Auxiliary losses: the utterance-level targets of a task are repeated over
 the valid frames of the layer its head forks from, so the registry's
@@ -44,8 +53,10 @@ def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
     """Forward pass and every task's loss on a :class:`SeqBatch`.
 
     Returns: (main logits ``(B, T', V)``, task -> scalar loss with ``main``
-    the mean CTC loss per transcribed utterance (0 when none is), the
-    transcribed-utterance mask ``(B,)`` bool).
+    the mean over the transcribed utterances of their CTC loss, nats per
+    utterance or, where ``model.ctc_norm`` is ``token``, per output unit (0
+    when no utterance is transcribed), the transcribed-utterance mask
+    ``(B,)`` bool).
 
     Raises: FloatingPointError naming the utterance whose CTC loss is
     infinite (it cannot be aligned: the data loader should have skipped it).
@@ -60,6 +71,8 @@ def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
         if not bool(torch.isfinite(per).all()):
             bad = [u for u, h in zip(batch.utts, has.tolist()) if h][int((~torch.isfinite(per)).nonzero()[0])]
             raise FloatingPointError(f"utterance {bad}: CTC loss is infinite (too few frames for its units)")
+        if getattr(core, "ctc_norm", "utterance") == "token":
+            per = per / batch.y_lens[has].to(per.dtype)
         main = per.mean()
     else:
         main = logits.sum() * 0.0

@@ -240,6 +240,9 @@ class AcousticModel(nn.Module):
         # True: auxiliary heads read detached representations (their losses
         # train the heads only, not the shared layers; staged training)
         self.detach_aux = False
+        # criterion ctc: the main loss per utterance or per output unit (model.ctc_norm;
+        # mtlasr.nnet.ctc.ctc_task_losses); build_model sets it from the config
+        self.ctc_norm = "utterance"
         # branched heads (seed 003 sec. 3.1.2): name -> the last shared layer; the
         # head reads its own copy of the layers after it (self.branches[name])
         self.branch_at: Dict[str, int] = {}

@@ -70,7 +70,9 @@ def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
     # a split of the last layer narrows the main head even where the splitting
     # head itself is not built (decoding: load_for_inference)
     split = {name: spec.get("split", 0) for name, spec in cfg["tasks"].items() if spec.get("split", 0)}
-    return AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
+    model = AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
+    model.ctc_norm = m.get("ctc_norm", DEFAULTS["model"]["ctc_norm"])
+    return model
 
 
 def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
