@@ -8,10 +8,12 @@ Reading features: :func:`iter_features` yields one utterance at a time
 (CMVN per speaker, per utterance or none; deltas; checks), and
 :func:`load_features` (the acoustic models: speaker CMVN, all in memory)
 and :class:`FeatureReader` (one job of the UBM and i-vector programs, with
-its throughput) are built on it. A model dir records the options its
-features were made with (``cmvn_opts``, ``delta_order``:
-:func:`write_feature_opts`, :class:`FeatureOpts`), and every later program
-reads them back. Frames are 10 ms apart (the MFCC frame shift).
+its throughput) are built on it; :class:`FeatureTable` does the same to
+one utterance at a time, in any order (the streaming training data). A
+model dir records the options its features were made with (``cmvn_opts``,
+``delta_order``: :func:`write_feature_opts`, :class:`FeatureOpts`), and
+every later program reads them back. Frames are 10 ms apart (the MFCC
+frame shift).
 """
 
 from __future__ import annotations
@@ -273,54 +275,92 @@ def iter_features(data_dir: PathLike, norm_vars: bool, delta_order: int, *, cmvn
         or features or stats that cannot be read (a truncated ark), naming
         the utterance or speaker and its scp entry.
     """
-    import kaldiio
-
-    from .datadir import read_table
-
-    if cmvn_mode not in CMVN_MODES:
-        raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
-    data_dir = Path(data_dir)
-    feats_scp = read_table(data_dir / "feats.scp")
-    cmvn_scp = read_table(data_dir / "cmvn.scp") if cmvn_mode == "speaker" else {}
-    utt2spk = read_table(data_dir / "utt2spk")
-    cmvn: Dict[str, np.ndarray] = {}
-    for utt in (feats_scp if utts is None else utts):
-        if utt not in feats_scp:
-            raise KeyError(f"{data_dir}/feats.scp: no features for utterance {utt}")
-        spec = feats_scp[utt]
-        try:
-            raw = np.asarray(kaldiio.load_mat(spec), dtype=np.float32)
-        except Exception as e:  # kaldiio on a truncated, missing or foreign ark
-            raise ValueError(f"utterance {utt}: cannot read its features ({data_dir}/feats.scp: {spec}): {e}; "
-                             f"recompute them (steps/make_mfcc.sh --force true)") from None
+    table = FeatureTable(data_dir, norm_vars, delta_order, cmvn_mode, dim)
+    for utt in (table.feats_scp if utts is None else utts):
+        raw = table.raw(utt)
         if (raw.ndim != 2 or raw.shape[0] == 0) and not keep_empty:
             reason = "no frames"
-            logger.warning("utterance %s (%s/feats.scp): %s; skipped", utt, data_dir, reason)
+            logger.warning("utterance %s (%s/feats.scp): %s; skipped", utt, table.data_dir, reason)
             if skipped is not None:
                 skipped.append((utt, reason))
             continue
+        yield utt, table.prepare(utt, raw).astype(dtype, copy=False)
+
+
+class FeatureTable:
+    """Random access to a data dir's features, one utterance at a time:
+    what :func:`iter_features` does to each utterance (read, check, CMVN,
+    deltas), for readers that choose their own order (the streaming
+    training data of :mod:`mtlasr.nnet.stream`). Speaker CMVN stats are
+    read once per speaker and kept.
+
+    Args: as :func:`iter_features`.
+
+    Raises: FileNotFoundError (feats.scp, cmvn.scp or utt2spk missing),
+    ValueError (an unknown ``cmvn_mode``).
+    """
+
+    def __init__(self, data_dir: PathLike, norm_vars: bool, delta_order: int, cmvn_mode: str,
+                 dim: Optional[int] = None):
+        from .datadir import read_table
+
+        if cmvn_mode not in CMVN_MODES:
+            raise ValueError(f"cmvn mode '{cmvn_mode}' is not one of {', '.join(CMVN_MODES)}")
+        self.data_dir = Path(data_dir)
+        self.norm_vars, self.delta_order, self.cmvn_mode, self.dim = norm_vars, delta_order, cmvn_mode, dim
+        self.feats_scp = read_table(self.data_dir / "feats.scp")
+        self.cmvn_scp = read_table(self.data_dir / "cmvn.scp") if cmvn_mode == "speaker" else {}
+        self.utt2spk = read_table(self.data_dir / "utt2spk")
+        self._cmvn: Dict[str, np.ndarray] = {}
+
+    def raw(self, utt: str, fd_dict: Optional[dict] = None) -> np.ndarray:
+        """The stored matrix of ``utt`` as float32 (``(T, D)`` for features).
+        ``fd_dict``: open ark files by name, kept open between calls (kaldiio).
+
+        Raises: KeyError (not in feats.scp), ValueError (unreadable: a
+        missing, truncated or foreign ark), naming the utterance and its
+        feats.scp entry.
+        """
+        import kaldiio
+
+        if utt not in self.feats_scp:
+            raise KeyError(f"{self.data_dir}/feats.scp: no features for utterance {utt}")
+        spec = self.feats_scp[utt]
+        try:
+            return np.asarray(kaldiio.load_mat(spec, fd_dict=fd_dict), dtype=np.float32)
+        except Exception as e:  # kaldiio on a truncated, missing or foreign ark
+            raise ValueError(f"utterance {utt}: cannot read its features ({self.data_dir}/feats.scp: {spec}): "
+                             f"{e}; recompute them (steps/make_mfcc.sh --force true)") from None
+
+    def prepare(self, utt: str, raw: np.ndarray) -> np.ndarray:
+        """CMVN and deltas on ``raw`` ``(T, D) float32``, checked as
+        :func:`iter_features` says; returns ``(T, D * (delta_order + 1)) float32``.
+
+        Raises: KeyError, ValueError as :func:`iter_features`.
+        """
+        spec = self.feats_scp[utt]
         if not np.isfinite(raw).all():
             bad = int((~np.isfinite(raw).all(axis=1)).sum())
             raise ValueError(f"utterance {utt}: non-finite features (NaN or Inf) in {bad} of "
-                             f"{raw.shape[0]} frames ({data_dir}/feats.scp: {spec})")
-        spk = utt2spk.get(utt)
+                             f"{raw.shape[0]} frames ({self.data_dir}/feats.scp: {spec})")
+        spk = self.utt2spk.get(utt)
         if spk is None:
-            raise KeyError(f"{data_dir}/utt2spk: no speaker for utterance {utt}")
-        if cmvn_mode == "none":
+            raise KeyError(f"{self.data_dir}/utt2spk: no speaker for utterance {utt}")
+        if self.cmvn_mode == "none":
             x = raw
-        elif cmvn_mode == "utterance":
-            x = apply_cmvn(raw, cmvn_stats(raw), norm_vars)
+        elif self.cmvn_mode == "utterance":
+            x = apply_cmvn(raw, cmvn_stats(raw), self.norm_vars)
         else:
-            if spk not in cmvn:
-                cmvn[spk] = _speaker_cmvn(data_dir, spk, cmvn_scp, feats_scp, utt2spk)
-            x = apply_cmvn(raw, cmvn[spk], norm_vars)
-        if delta_order:
-            x = add_deltas(x, delta_order)
-        if dim is not None and x.shape[1] != dim:
+            if spk not in self._cmvn:
+                self._cmvn[spk] = _speaker_cmvn(self.data_dir, spk, self.cmvn_scp, self.feats_scp, self.utt2spk)
+            x = apply_cmvn(raw, self._cmvn[spk], self.norm_vars)
+        if self.delta_order:
+            x = add_deltas(x, self.delta_order)
+        if self.dim is not None and x.shape[1] != self.dim:
             raise ValueError(f"utterance {utt}: feature dimension {x.shape[1]} (raw {raw.shape[1]}, "
-                             f"delta order {delta_order}) does not match the model's {dim} "
-                             f"({data_dir}/feats.scp: {spec})")
-        yield utt, x.astype(dtype, copy=False)
+                             f"delta order {self.delta_order}) does not match the model's {self.dim} "
+                             f"({self.data_dir}/feats.scp: {spec})")
+        return x
 
 
 def _speaker_cmvn(data_dir: Path, spk: str, cmvn_scp: Mapping[str, str], feats_scp: Mapping[str, str],

@@ -16,7 +16,7 @@ import gzip
 import logging
 import pickle
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -87,13 +87,21 @@ def read_ali_dir(ali_dir: PathLike) -> Dict[str, np.ndarray]:
     Raises:
       FileNotFoundError: no alignment files.
     """
+    return dict(iter_ali_dir(ali_dir))
+
+
+def iter_ali_dir(ali_dir: PathLike) -> Iterator[Tuple[str, np.ndarray]]:
+    """``(utt, (T,) int32)`` of every ``ali.*.gz`` of an alignment dir, one
+    file in memory at a time.
+
+    Raises:
+      FileNotFoundError: no alignment files.
+    """
     files = sorted(Path(ali_dir).glob("ali.*.gz"))
     if not files:
         raise FileNotFoundError(f"{ali_dir}: no ali.*.gz files")
-    out: Dict[str, np.ndarray] = {}
     for f in files:
-        out.update(read_ali(f))
-    return out
+        yield from read_ali(f).items()
 
 
 def ali_to_pdf(tm, ali: np.ndarray) -> np.ndarray:

@@ -71,23 +71,25 @@ def get_parser():
 
 
 def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
-    """ChunkDataset of a data dir with its alignment; logs skipped utterances.
+    """ChunkDataset of a data dir with its alignment (train.data stream: a
+    StreamChunkDataset); logs skipped utterances.
     ``train_aux``: the training set's task targets (their label classes are reused)."""
     from mtlasr import gmm
-    from mtlasr.features import load_features
     from mtlasr.nnet.data import ChunkDataset
+    from mtlasr.nnet.stream import StreamChunkDataset, compact_labels, dataset_source
 
-    fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
-                          cmvn=fc.get("cmvn", "speaker"))
+    stream = cfg["train"]["data"] == "stream"
+    feats = dataset_source(data_dir, cfg["features"], stream)
     from mtlasr.nnet.tasks import load_targets
 
-    ali = gmm.read_ali_dir(ali_dir)
-    labels = {u: gmm.ali_to_pdf(tm, a) for u, a in ali.items()}
+    shrink = compact_labels if stream else (lambda y: y)  # stream: int16 pdf ids, kept all through training
+    phones = {} if any(t["targets"] == "frame_label" for t in cfg["tasks"].values()) else None
+    labels = {}
+    for u, a in gmm.iter_ali_dir(ali_dir):  # one ali.N.gz in memory at a time
+        labels[u] = shrink(gmm.ali_to_pdf(tm, a))
+        if phones is not None and u in feats:
+            phones[u] = gmm.ali_to_phones(tm, a)
     usable = [u for u in feats if u in labels]
-    phones = None
-    if any(t["targets"] == "frame_label" for t in cfg["tasks"].values()):
-        phones = {u: gmm.ali_to_phones(tm, ali[u]) for u in usable}
     aux = {name: load_targets(name, tspec, data_dir, usable,
                               train_aux[name].classes if train_aux else None, phones)
            for name, tspec in cfg["tasks"].items()}
@@ -101,7 +103,8 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
             if unknown:
                 logger.info("%s: task %s: %d of %d utterances have labels unseen in training; their "
                             "loss is not counted", what, name, unknown, len(t.values))
-    ds = ChunkDataset(feats, labels, spec, aux)
+    ds = (StreamChunkDataset(feats, labels, spec, aux, cfg["train"]["buffer_frames"]) if stream
+          else ChunkDataset(feats, labels, spec, aux))
     for utt, why in list(ds.skipped.items())[:10]:
         logger.warning("%s: utterance %s skipped: %s", what, utt, why)
     if ds.skipped:
@@ -124,13 +127,12 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     import numpy as np
 
     from mtlasr.datadir import read_table
-    from mtlasr.features import load_features
     from mtlasr.nnet.seqdata import SequenceDataset
+    from mtlasr.nnet.stream import FeatureSource, StreamSequenceDataset, dataset_source
     from mtlasr.nnet.tasks import load_targets, source_path
 
-    fc = cfg["features"]
-    feats = load_features(data_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
-                          cmvn=fc.get("cmvn", "speaker"))
+    stream = cfg["train"]["data"] == "stream"
+    feats = dataset_source(data_dir, cfg["features"], stream)
     tpath = Path(data_dir) / text_file
     if not tpath.is_file():
         raise FileNotFoundError(f"{what}: transcript file {tpath} does not exist (--text-file)")
@@ -138,8 +140,7 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     labels = {u: table.encode(t, u) for u, t in texts.items() if t}
     extra_feats = {}
     if extra_dir:
-        extra_feats = load_features(extra_dir, norm_vars=fc["norm_vars"], delta_order=fc["delta_order"],
-                                    cmvn=fc.get("cmvn", "speaker"))
+        extra_feats = dataset_source(extra_dir, cfg["features"], stream)
         clash = sorted(set(extra_feats) & set(feats))
         if clash:
             raise ValueError(f"--extra-data {extra_dir}: utterance {clash[0]} is also in {data_dir}")
@@ -165,8 +166,11 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
         if not gpath.is_file():
             raise FileNotFoundError(f"{what}: train.curriculum needs {gpath} (sequence.curriculum_source)")
         groups = read_table(gpath)
-    ds = SequenceDataset({**feats, **extra_feats}, labels, out_frames, aux, untranscribed=list(extra_feats),
-                         groups=groups, max_utt_frames=cfg["sequence"]["max_utt_frames"] if what == "train" else 0)
+    kw = dict(untranscribed=list(extra_feats), groups=groups,
+              max_utt_frames=cfg["sequence"]["max_utt_frames"] if what == "train" else 0)
+    ds = (StreamSequenceDataset(FeatureSource.merged(feats, extra_feats) if extra_feats else feats, labels,
+                                out_frames, aux, **kw) if stream
+          else SequenceDataset({**feats, **extra_feats}, labels, out_frames, aux, **kw))
     reasons = {}
     for utt, why in ds.skipped.items():
         key = why.split(":")[0]
@@ -276,7 +280,7 @@ def main(argv=None):
     except (OSError, KeyError, ValueError) as e:
         logger.error("%s", e)
         return 1
-    short = [u for u, x in zip(train.utts, train.feats) if x.shape[0] < spec.delay + 1]
+    short = [u for u, y in zip(train.utts, train.labels) if len(y) < spec.delay + 1]
     if short:
         logger.warning("%d utterances are shorter than the label delay (%d frames), e.g. %s",
                        len(short), spec.delay, short[0])

@@ -96,6 +96,14 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         # parameter outside the heads, branches and CLS token included) is frozen (seed 003
         # sec. 4.2, after [14]: 10k of 100k steps). 0 = train everything from the start.
         "freeze_encoder_updates": 0,
+        # How the training and validation features are held (mtlasr.nnet.stream): memory: all
+        # read at the start (memory grows with the corpus) | stream: read from the arks through
+        # feats.scp when needed (memory stays flat). Criterion ce: chunks are shuffled within
+        # buffers of buffer_frames frames (10 ms) of randomly drawn utterances; a training set
+        # that fits in one buffer gets the minibatches of memory. Criterion ctc: the minibatches
+        # of memory, whatever the size.
+        "data": "memory",
+        "buffer_frames": 500000,
     },
     "tasks": {},                   # auxiliary tasks: name -> declaration (mtlasr.nnet.tasks)
 }
@@ -253,6 +261,11 @@ def check_model(cfg: Dict[str, Any]) -> None:
                      ("train.freeze_encoder_updates", cfg["train"]["freeze_encoder_updates"])):
         if isinstance(val, bool) or not isinstance(val, int) or val < 0:
             raise ValueError(f"{key}: must be an integer >= 0, got {val!r}")
+    if cfg["train"]["data"] not in ("memory", "stream"):
+        raise ValueError(f"train.data: '{cfg['train']['data']}' is not memory or stream")
+    bf = cfg["train"]["buffer_frames"]
+    if isinstance(bf, bool) or not isinstance(bf, int) or bf < 1:
+        raise ValueError(f"train.buffer_frames: must be a positive integer, got {bf!r}")
     if cfg["train"]["batching"] not in ("mixed", "disjoint"):
         raise ValueError(f"train.batching: '{cfg['train']['batching']}' is not mixed or disjoint")
     if cfg["train"]["batching"] == "disjoint" and (m["criterion"] != "ctc" or not cfg["tasks"]):

@@ -69,6 +69,16 @@ def unchunk(outputs: torch.Tensor, spec: ChunkSpec, num_frames: int) -> torch.Te
     return outputs[:, spec.out_slice].reshape(-1, outputs.shape[-1])[:num_frames]
 
 
+def label_mismatch(labels: Optional[np.ndarray], num_frames: int) -> Optional[str]:
+    """Why an utterance of ``num_frames`` frames with frame ``labels``
+    ``(T,)`` (None: no alignment) cannot be trained on; None if it can."""
+    if labels is None:
+        return "no alignment"
+    if len(labels) != num_frames:
+        return f"{len(labels)} labels for {num_frames} frames"
+    return None
+
+
 class ChunkDataset:
     """In-memory chunks of a data set with frame labels.
 
@@ -96,11 +106,9 @@ class ChunkDataset:
         self.index: List[Tuple[int, int]] = []
         for utt, x in feats.items():
             y = labels.get(utt)
-            if y is None:
-                self.skipped[utt] = "no alignment"
-                continue
-            if len(y) != x.shape[0]:
-                self.skipped[utt] = f"{len(y)} labels for {x.shape[0]} frames"
+            why = label_mismatch(y, x.shape[0])
+            if why:
+                self.skipped[utt] = why
                 continue
             for t in self.aux.values():
                 t.check(utt, x.shape[0])
