@@ -102,3 +102,17 @@ def test_python_threads_capped_at_the_cores(monkeypatch, caplog):
     finally:
         torch.set_num_threads(before)
 
+
+def test_program_caps_its_threads(tmp_path, monkeypatch, caplog):
+    """A program given more --num-threads than its job's cores warns and runs."""
+    from mtlasr.ivector.backend import make_backend
+
+    monkeypatch.setenv(threads.CORES_ENV, "1")
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING):
+            make_backend("torch", "cpu", num_threads=3)
+        assert torch.get_num_threads() == 1
+        assert "--num-threads 3 asks for more threads than the 1 core(s)" in caplog.text
+    finally:
+        torch.set_num_threads(before)
