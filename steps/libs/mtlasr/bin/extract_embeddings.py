@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from mtlasr.cli import ark_writer, make_parser, program
-from mtlasr.threads import set_torch_threads
 
 logger = logging.getLogger("extract_embeddings")
 
@@ -64,7 +63,7 @@ def run(args):
     from mtlasr.features import load_features
     from mtlasr.nnet.train import load_for_inference
 
-    set_torch_threads(args.num_threads)  # at most the cores the job was given
+    torch.set_num_threads(args.num_threads)
     device = torch.device(args.device)
     ckpt = Path(args.nnet) / "final.pt" if Path(args.nnet).is_dir() else Path(args.nnet)
     if not ckpt.is_file():

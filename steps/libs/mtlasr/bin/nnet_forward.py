@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from mtlasr.cli import ark_writer, make_parser, program
-from mtlasr.threads import set_torch_threads
 
 logger = logging.getLogger("nnet_forward")
 
@@ -51,7 +50,7 @@ def run(args):
     from mtlasr.nnet.data import ChunkSpec, log_priors, unchunk, utterance_chunks
     from mtlasr.nnet.train import load_for_inference
 
-    set_torch_threads(args.num_threads)  # at most the cores the job was given
+    torch.set_num_threads(args.num_threads)
     device = torch.device(args.device)
     nnet = Path(args.nnet_dir)
     model, cfg = load_for_inference(nnet / "final.pt", device)
