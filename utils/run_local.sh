@@ -24,8 +24,8 @@ Cores: when the jobs that run at once (the range, or --max-jobs-run) times
 run many times slower). The cores are \$MTL_NUM_CORES if set, else nproc
 (the CPU affinity of this process). Each job gets MTL_NUM_CORES set to its
 share: the cores divided by the jobs at once (at least 1), or with
---launcher the --num-threads it was allocated; the Python programs cap their
-thread counts at it (mtlasr.threads).
+--launcher the --num-threads it was allocated; programs that set their
+threads through mtlasr.threads cap them at it.
 EOU
 }
 

@@ -18,6 +18,8 @@ The cores of a job (:func:`available_cores`) are, in order:
 
 :func:`capped_threads` lowers a requested thread count to that number, with
 a warning; :func:`set_torch_threads` does so for ``torch.set_num_threads``.
+The i-vector programs (``--num-threads``, mtlasr.ivector.backend) and
+mtlasr.bin.probe_layers use them.
 """
 
 from __future__ import annotations
