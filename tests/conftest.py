@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "steps" / "libs"))
 
@@ -26,3 +28,15 @@ def sh(cmd, cwd=ROOT, check=True, timeout=None):
     if check and p.returncode != 0:
         raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one CPU thread for the test (tiny problems: more threads only
+    spin, and the machine is shared), the thread count restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

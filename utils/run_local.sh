@@ -13,15 +13,24 @@ contain pipes); several are quoted one by one, so "ark:gunzip -c x.gz|"
 stays a single argument.  Each job's stdout and stderr go to its log file.
 Options:
   --max-jobs-run N   run at most N jobs at once (default: all at once)
-  --mem X, --gpu N, --num-threads N, --time X
+  --num-threads N    threads each job uses (default 1): checked against the
+                     cores (see below); the job is not limited to them
+  --mem X, --gpu N, --time X
                      accepted for compatibility with utils/slurm.sh; ignored
   --launcher CMD     run each job as: CMD bash -c <command> (used by
                      utils/slurm.sh; CMD is parsed by bash)
+Cores: when the jobs that run at once (the range, or --max-jobs-run) times
+--num-threads exceed the cores, a warning says so (oversubscribed jobs can
+run many times slower). The cores are \$MTL_NUM_CORES if set, else nproc
+(the CPU affinity of this process). Each job gets MTL_NUM_CORES set to its
+share: the cores divided by the jobs at once (at least 1), or with
+--launcher the --num-threads it was allocated; programs that set their
+threads through mtlasr.threads cap them at it.
 EOU
 }
 
 # shellcheck source=utils/lib.sh
-. "$(dirname "$0")/lib.sh"   # kill_tree
+. "$(dirname "$0")/lib.sh"   # kill_tree, log
 
 max_jobs_run=0   # 0 = no limit
 num_threads=1
@@ -60,6 +69,8 @@ done
 if [ $# -lt 2 ]; then usage; exit 1; fi
 [[ $max_jobs_run =~ ^[0-9]+$ ]] ||
   { echo "$0: --max-jobs-run must be a non-negative integer" >&2; exit 1; }
+[[ $num_threads =~ ^[1-9][0-9]*$ ]] ||
+  { echo "$0: --num-threads must be a positive integer, got '$num_threads'" >&2; exit 1; }
 first=$((10#$first)) last=$((10#$last))
 [ "$first" -le "$last" ] ||
   { echo "$0: empty job range $var=$first:$last" >&2; exit 1; }
@@ -71,6 +82,32 @@ fi
 $have_range || var=''   # without a range nothing is substituted
 threads=1
 [ -n "$launcher" ] && threads=$num_threads
+
+# The cores: $MTL_NUM_CORES (a calling runner's share, or the user's limit),
+# else nproc, which would also obey OMP_NUM_THREADS (the steps export it).
+if [ -n "${MTL_NUM_CORES:-}" ]; then
+  [[ $MTL_NUM_CORES =~ ^[1-9][0-9]*$ ]] ||
+    { echo "$0: MTL_NUM_CORES must be a positive integer, got '$MTL_NUM_CORES'" >&2; exit 1; }
+  cores=$MTL_NUM_CORES
+else
+  cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+fi
+njobs=$((last - first + 1))
+at_once=$njobs
+[ "$max_jobs_run" -gt 0 ] && [ "$max_jobs_run" -lt "$njobs" ] && at_once=$max_jobs_run
+if [ -n "$launcher" ]; then
+  job_cores=$num_threads   # what the launcher allocates to each job
+else
+  if [ $((at_once * num_threads)) -gt "$cores" ]; then
+    log "WARNING: $at_once jobs at once x $num_threads thread(s) each = $((at_once * num_threads)) threads" \
+      "on $cores core(s) ($logfile); oversubscribed jobs can run many times slower. Run fewer jobs at once" \
+      "(--nj, or --max-jobs-run) or fewer threads (--num-threads), so that jobs x threads <= $cores" \
+      "(the cores: \$MTL_NUM_CORES, else nproc)"
+  fi
+  job_cores=$((cores / at_once))
+  [ "$job_cores" -ge 1 ] || job_cores=1
+fi
+export MTL_NUM_CORES=$job_cores
 
 # subst STRING INDEX: STRING with every occurrence of $var replaced by INDEX.
 subst() {
@@ -126,7 +163,6 @@ pids=()
 trap 'rm -rf "$statdir"' EXIT
 trap on_signal INT TERM
 
-njobs=$((last - first + 1))
 running=0
 for ((j = first; j <= last; j++)); do
   if [ "$max_jobs_run" -gt 0 ] && [ "$running" -ge "$max_jobs_run" ]; then

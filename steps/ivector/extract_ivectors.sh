@@ -17,11 +17,17 @@
 #   skipped_utts             "<utt> <reason>" for utterances without an
 #                            i-vector (no frames); the stage does not fail
 # Non-finite features are an error naming the utterance (see log/extract.*.log).
+# --backend torch computes posteriors, statistics and i-vectors with PyTorch
+# on --device (auto: a GPU if there is one); on CPU they equal numpy's to
+# about 1e-15 (mtlasr.ivector.torch_backend). Unset, the programs' default
+# (numpy) runs and the record is as before.
 set -euo pipefail
 
 nj=4
 cmd=utils/run_local.sh
-num_threads=1                 # BLAS threads per job (jobs run in parallel)
+num_threads=1                 # BLAS (and torch) threads per job (jobs run in parallel)
+backend=                      # numpy|torch (default: the program's, numpy)
+device=                       # with --backend torch: auto|cpu|cuda (default: the program's, auto)
 online=false
 ivector_period=10
 force=false
@@ -38,7 +44,7 @@ data=$1 srcdir=$2 dir=$3
 em_data "$data"
 require_files "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
   "$srcdir/delta_order" "$srcdir/posterior.conf"
-record=$(step_record "nj=$nj online=$online ivector_period=$ivector_period" "$data/feats.scp" "$data/cmvn.scp" \
+record=$(step_record "nj=$nj online=$online ivector_period=$ivector_period${backend:+ backend=$backend}${device:+ device=$device}" "$data/feats.scp" "$data/cmvn.scp" \
   "$data/spk2utt" "$srcdir/final.ie" "$srcdir/final.ubm" "$srcdir/final.dubm" "$srcdir/cmvn_opts" \
   "$srcdir/delta_order" "$srcdir/posterior.conf")
 if [ "$force" = false ] && [ -s "$dir/ivectors.scp" ] && step_fresh "$dir" extract "$record"; then
@@ -54,6 +60,7 @@ sdata=$data/split$nj
 start=$(date +%s)
 $cmd --num-threads "$num_threads" JOB=1:"$nj" "$dir/log/extract.JOB.log" \
   python3 -m mtlasr.bin.extract_ivectors --online "$online" --ivector-period "$ivector_period" \
+    --num-threads "$num_threads" ${backend:+--backend "$backend"} ${device:+--device "$device"} \
     "$srcdir" "$sdata/JOB" "$dir" JOB \
   || die_log "$dir/log/extract.*.log" "i-vector extraction failed"
 

@@ -14,11 +14,17 @@
 # keeps only the latest N.ie.
 # Kaldi text copies of the models (final.dubm, final.ubm, final.ie) go in
 # <out-dir>/kaldi/ (mtlasr.bin.export_kaldi).
+# --backend torch computes the UBM posteriors, statistics and E-step with
+# PyTorch on --device (auto: a GPU if there is one; mtlasr.ivector.torch_backend
+# says what equals numpy's bit for bit); the M-step stays numpy. Unset, the
+# programs' default (numpy) runs and the record is as before.
 set -euo pipefail
 
 nj=4
 cmd=utils/run_local.sh
-num_threads=1                 # BLAS threads per job (jobs run in parallel)
+num_threads=1                 # BLAS (and torch) threads per job (jobs run in parallel)
+backend=                      # numpy|torch (default: the programs', numpy)
+device=                       # with --backend torch: auto|cpu|cuda (default: the programs', auto)
 ivector_dim=100
 num_iters=10
 num_gselect=20
@@ -44,6 +50,8 @@ em_data "$data"
 require_files "$srcdir/final.ubm" "$srcdir/cmvn_opts" "$srcdir/delta_order"
 config="data=$data ubm=$srcdir nj=$nj ivector_dim=$ivector_dim num_gselect=$num_gselect min_post=$min_post"
 config+=" posterior_scale=$posterior_scale prior_offset=$prior_offset variance_floor_factor=$variance_floor_factor seed=$seed"
+config+="${backend:+ backend=$backend}${device:+ device=$device}"
+backend_opts=(--num-threads "$num_threads" ${backend:+--backend "$backend"} ${device:+--device "$device"})
 
 # Hooks of the EM driver: models $dir/N.ie, accumulators $dir/acc.N.JOB.
 em_restart() {
@@ -65,10 +73,10 @@ em_prepare() {  # frame posteriors of the full UBM once, the diagonal UBM select
   fi
   em_missing post || return 0
   em_jobs post "UBM posteriors" \
-    python3 -m mtlasr.bin.ubm_select --num-gselect "$num_gselect" --full-ubm "$dir/final.ubm" \
+    python3 -m mtlasr.bin.ubm_select "${backend_opts[@]}" --num-gselect "$num_gselect" --full-ubm "$dir/final.ubm" \
       --min-post "$min_post" --posterior-scale "$posterior_scale" "$dir/final.dubm" "$sdata/JOB" "$dir/post.JOB.npz"
 }
-em_acc() { em_cmd=(python3 -m mtlasr.bin.ivector_acc "$dir/$1.ie" "$sdata/JOB" "$dir/post.JOB.npz" "$2"); }
+em_acc() { em_cmd=(python3 -m mtlasr.bin.ivector_acc "${backend_opts[@]}" "$dir/$1.ie" "$sdata/JOB" "$dir/post.JOB.npz" "$2"); }
 em_est() { em_cmd=(python3 -m mtlasr.bin.ivector_est --variance-floor-factor "$variance_floor_factor"); }
 
 em_begin "$dir" ie 'acc.%s.JOB' "$num_iters" "i-vector extractor" "options, features or UBM" "$config" \

@@ -22,6 +22,12 @@ are those of training (see mtlasr.ivector.jobs.extract). Writes in <out-dir>:
 Non-finite features are an error naming the utterance. Logs frames per
 second. --online and --ivector-period have no defaults here
 (steps/ivector/extract_ivectors.sh holds them).
+
+--backend torch computes posteriors, statistics and i-vectors with PyTorch
+on --device (auto: a GPU if there is one); on CPU the i-vectors equal
+numpy's to about 1e-15 (see mtlasr.ivector.torch_backend). --num-threads
+is torch's thread count, capped at the cores the job was given
+(mtlasr.threads).
 """
 
 import logging
@@ -34,6 +40,7 @@ from mtlasr.datadir import atomic_open
 from mtlasr.features import FeatureReader
 from mtlasr.ivector import DiagGmm, FullGmm, IvectorExtractor, write_ark_scp
 from mtlasr.cli import make_parser, program
+from mtlasr.ivector.backend import add_backend_args, backend_from_args
 from mtlasr.ivector.jobs import BATCH_SIZE, PosteriorOpts, extract
 
 logger = logging.getLogger("extract_ivectors")
@@ -45,11 +52,13 @@ def get_parser():
                    help="also write i-vectors every --ivector-period frames")
     p.add_argument("--ivector-period", type=int, required=True, help="frames between online i-vectors")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="utterances per batched solve (default %(default)s)")
+    add_backend_args(p)
     return p
 
 
 def run(args):
     src, out, job = Path(args.extractor_dir), Path(args.out_dir), args.job
+    backend = backend_from_args(args)
     ie = IvectorExtractor.load(src / "final.ie")
     fgmm = FullGmm.load(src / "final.ubm")
     dubm = DiagGmm.load(src / "final.dubm")
@@ -58,7 +67,8 @@ def run(args):
         raise ValueError("--ivector-period must be >= 1")
     period = args.ivector_period if args.online == "true" else None
     feats = FeatureReader.for_model(src, args.data_dir, dim=ie.feat_dim)
-    utt_ivectors, online_ivectors = extract(ie, fgmm, dubm, feats, opts, period, args.batch_size)
+    logger.info("backend: %s", backend)
+    utt_ivectors, online_ivectors = extract(ie, fgmm, dubm, feats, opts, period, args.batch_size, backend)
     with atomic_open(out / f"skipped.{job}") as fh:
         for utt, reason in feats.skipped:
             fh.write(f"{utt} {reason}\n")

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from mtlasr.cli import make_parser
+from mtlasr.threads import set_torch_threads
 
 logger = logging.getLogger("probe_layers")
 
@@ -150,7 +151,7 @@ def main(argv=None):
 
     command = " ".join(shlex.quote(a) for a in ["python3", "-m", "mtlasr.bin.probe_layers"]
                        + (sys.argv[1:] if argv is None else list(argv)))
-    torch.set_num_threads(args.num_threads)
+    set_torch_threads(args.num_threads)  # at most the cores the job was given
     device = torch.device(args.device)
     t0 = time.time()
     try:

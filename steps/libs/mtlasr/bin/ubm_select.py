@@ -19,6 +19,12 @@ with a warning.
 The options have no defaults here: the steps that call this program
 (steps/ivector/train_*.sh) hold them; --min-post and --posterior-scale are
 required with --full-ubm.
+
+--backend torch computes the selection and posteriors with PyTorch on
+--device (auto: a GPU if there is one), equal to numpy's to about 1e-15
+before the float32 rounding of the file (see mtlasr.ivector.torch_backend);
+--num-threads is torch's thread count, capped at the cores the job was
+given (mtlasr.threads).
 """
 
 import logging
@@ -28,6 +34,7 @@ from pathlib import Path
 from mtlasr.features import FeatureReader
 from mtlasr.ivector import DiagGmm, FullGmm, save_selection
 from mtlasr.cli import make_parser, program
+from mtlasr.ivector.backend import add_backend_args, backend_from_args
 from mtlasr.ivector.jobs import select_gaussians
 
 logger = logging.getLogger("ubm_select")
@@ -39,16 +46,18 @@ def get_parser():
     p.add_argument("--full-ubm", default=None, help="full-covariance UBM: also write its posteriors")
     p.add_argument("--min-post", type=float, default=None, help="posterior pruning threshold (with --full-ubm)")
     p.add_argument("--posterior-scale", type=float, default=None, help="posterior scale (with --full-ubm)")
+    add_backend_args(p)
     return p
 
 
 def run(args):
     if args.full_ubm and (args.min_post is None or args.posterior_scale is None):
         raise ValueError("--full-ubm needs --min-post and --posterior-scale")
+    backend = backend_from_args(args)
     dubm = DiagGmm.load(args.diag_ubm)
     fgmm = FullGmm.load(args.full_ubm) if args.full_ubm else None
     feats = FeatureReader.for_model(Path(args.diag_ubm).parent, args.data_dir, dim=dubm.dim)
-    sel = select_gaussians(dubm, feats, args.num_gselect, fgmm, args.min_post, args.posterior_scale)
+    sel = select_gaussians(dubm, feats, args.num_gselect, fgmm, args.min_post, args.posterior_scale, backend)
     save_selection(args.out_npz, sel)
     logger.info("%s", feats)
     return 0

@@ -31,6 +31,13 @@ Modules, and where each formula comes from:
   re-parametrised so that the prior is standard again (Kaldi's
   UpdatePrior; Kenny, Ouellet, Dehak, Gupta and Dumouchel 2008, "A study of
   inter-speaker variability in speaker verification").
+* :mod:`.backend`: where a job's numeric work runs (``--backend numpy``,
+  the default, or ``torch``), behind one interface.
+* :mod:`.torch_backend`: posteriors, statistics, the E-step and extraction
+  in PyTorch on CPU or GPU; which results are bit for bit numpy's (the
+  statistics) and which agree to ~1e-15 (what passes through BLAS or LAPACK).
+* :mod:`.torch_stats`: its Baum-Welch statistics, with numpy's and scipy's
+  summation orders reproduced.
 * :mod:`.npz`: model and accumulator files (.npz tagged with their kind).
 * :mod:`.tables`: ark/scp output and the per-iteration objective files.
 * :mod:`.jobs`: the work of one job of the mtlasr.bin programs.

@@ -101,16 +101,22 @@ class DiagGmm(_Gmm):
           ValueError: ``x`` of the wrong dimension.
         """
         x = check_frames(x, self.dim)
-        inv = 1.0 / self.vars
-        gconst = np.log(self.weights) - 0.5 * (self.dim * LOG_2PI + np.log(self.vars).sum(1)
-                                               + (self.means ** 2 * inv).sum(1))
+        gconst, lin, quad = self.loglike_terms()
         out = np.empty((x.shape[0], self.num_gauss if gselect is None else gselect.shape[1]))
-        lin, quad = (self.means * inv).T, -0.5 * inv.T
         for s in range(0, x.shape[0], CHUNK):
             xc = x[s:s + CHUNK]
             ll = gconst + xc @ lin + (xc * xc) @ quad
             out[s:s + CHUNK] = ll if gselect is None else np.take_along_axis(ll, gselect[s:s + CHUNK], 1)
         return out
+
+    def loglike_terms(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The terms of :meth:`loglikes`: ``(gconst (C,), lin (F, C), quad
+        (F, C))`` with ``loglikes(x) = gconst + x @ lin + (x * x) @ quad``
+        (``lin = (mu / var)^T``, ``quad = -0.5 (1 / var)^T``)."""
+        inv = 1.0 / self.vars
+        gconst = np.log(self.weights) - 0.5 * (self.dim * LOG_2PI + np.log(self.vars).sum(1)
+                                               + (self.means ** 2 * inv).sum(1))
+        return gconst, (self.means * inv).T, -0.5 * inv.T
 
     def gselect(self, x: np.ndarray, num_gselect: int) -> np.ndarray:
         """Gaussian selection (Kaldi's gmm-gselect): the ``num_gselect``
@@ -200,6 +206,13 @@ class FullGmm(_Gmm):
         """Diagonal of each covariance (Kaldi's fgmm-global-to-gmm)."""
         return DiagGmm(self.weights.copy(), self.means.copy(),
                        np.diagonal(self.covars, axis1=1, axis2=2).copy())
+
+    def loglike_terms(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The terms of :meth:`loglikes`: ``(gconst (C,), lin (C, F), quad
+        (C, F(F+1)/2))`` with ``loglikes(x) = gconst + x @ lin.T
+        + packed_outer(x) @ quad.T`` (``lin_c = P_c mu_c``, ``quad`` the
+        packed ``-0.5 P_c``, off-diagonal entries doubled)."""
+        return self._gconst, self._lin, self._quad
 
     def loglikes(self, x: np.ndarray, gselect: Optional[np.ndarray] = None) -> np.ndarray:
         """Per-component ``log(w_c N(x_t; mu_c, Sigma_c))``.

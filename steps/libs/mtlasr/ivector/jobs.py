@@ -11,6 +11,11 @@ same utterances whatever the program, so results do not depend on which
 program computed them. An EM iteration's M-step sums the jobs'
 accumulators and records the objective (:func:`estimate`).
 
+Gaussian selection, posteriors, statistics, the E-step and extraction run
+on a backend (:mod:`mtlasr.ivector.backend`: numpy, the default, or torch
+on CPU or GPU), passed as ``backend``; the M-steps and UBM training are
+numpy's.
+
 Defaults that no step exposes are the constants below.
 """
 
@@ -25,10 +30,11 @@ import numpy as np
 
 from ..datadir import PathLike
 from ..features import FeatureReader, read_kaldi_conf
+from .backend import NumpyBackend
 from .extractor import IvectorExtractor
 from .extractor_acc import IvectorExtractorAcc
 from .gmm import DiagGmm, FullGmm
-from .posteriors import SelectionFile, posteriors, utterance_stats
+from .posteriors import SelectionFile
 from .tables import record_objf
 from .ubm import make_acc
 
@@ -39,7 +45,8 @@ Selection = Tuple[np.ndarray, Optional[np.ndarray]]
 
 
 class PosteriorOpts(NamedTuple):
-    """How frame posteriors of the UBM are computed (:func:`posteriors`)."""
+    """How frame posteriors of the UBM are computed
+    (:func:`~mtlasr.ivector.posteriors.posteriors`)."""
 
     num_gselect: int
     min_post: float
@@ -125,23 +132,27 @@ def estimate(model, acc_paths: Sequence[PathLike], load_acc: Callable, update: C
 
 # ------------------------------------------------------------------- UBMs
 def select_gaussians(dubm: DiagGmm, feats: FeatureReader, num_gselect: int, fgmm: Optional[FullGmm] = None,
-                     min_post: Optional[float] = None,
-                     posterior_scale: Optional[float] = None) -> Dict[str, Selection]:
+                     min_post: Optional[float] = None, posterior_scale: Optional[float] = None,
+                     backend=None) -> Dict[str, Selection]:
     """Per utterance, the ``num_gselect`` best Gaussians of each frame under
     ``dubm`` (Kaldi's gmm-gselect) and, with ``fgmm``, their posteriors
-    under it (:func:`posteriors`, which then needs ``min_post`` and
-    ``posterior_scale``).
+    under it (:func:`~mtlasr.ivector.posteriors.posteriors`, which then
+    needs ``min_post`` and ``posterior_scale``), computed by ``backend``
+    (default numpy).
 
     Returns:
-      utterance -> ``(idx (T, K), post (T, K) or None)``, for
+      utterance -> ``(idx (T, K), post (T, K) or None)`` numpy arrays, for
       :func:`~mtlasr.ivector.posteriors.save_selection`.
     """
+    backend = backend or NumpyBackend()
+    ubm = backend.ubm(dubm, fgmm)
     sel: Dict[str, Selection] = {}
     for utt, x in feats:
         if fgmm is None:
-            sel[utt] = (dubm.gselect(x, num_gselect), None)
+            sel[utt] = (backend.numpy(ubm.gselect(x, num_gselect)), None)
         else:
-            sel[utt] = posteriors(fgmm, dubm, x, num_gselect, min_post, posterior_scale)
+            idx, post = ubm.posteriors(x, num_gselect, min_post, posterior_scale)
+            sel[utt] = (backend.numpy(idx), backend.numpy(post))
     return sel
 
 
@@ -163,7 +174,8 @@ def accumulate_gmm(gmm, feats: FeatureReader, gselect: Optional[SelectionFile] =
 
 # ----------------------------------------------------- i-vector extractor
 class UttStats(NamedTuple):
-    """One utterance's frames, UBM posteriors and Baum-Welch statistics."""
+    """One utterance's frames, UBM posteriors and Baum-Welch statistics,
+    as the backend's arrays (numpy arrays, or tensors on its device)."""
 
     utt: str
     x: np.ndarray                # (T, F)
@@ -175,42 +187,48 @@ class UttStats(NamedTuple):
 
 
 def iter_stats(feats: FeatureReader, post_of: Callable[[str, np.ndarray], Selection], num_gauss: int,
-               second_order: bool) -> Iterator[UttStats]:
-    """:func:`~mtlasr.ivector.posteriors.utterance_stats` of each utterance
-    of a job, its posteriors given by ``post_of(utt, x)``."""
+               second_order: bool, backend) -> Iterator[UttStats]:
+    """Baum-Welch statistics (``backend.stats``,
+    :func:`~mtlasr.ivector.posteriors.utterance_stats`) of each utterance of
+    a job, its posteriors given by ``post_of(utt, x)``."""
     for utt, x in feats:
         idx, post = post_of(utt, x)
-        gamma, f, s = utterance_stats(x, idx, post, num_gauss, second_order=second_order)
+        x, idx, post = backend.array(x), backend.indices(idx), backend.array(post)
+        gamma, f, s = backend.stats(x, idx, post, num_gauss, second_order)
         yield UttStats(utt, x, idx, post, gamma, f, s)
 
 
 def accumulate_extractor(ie: IvectorExtractor, feats: FeatureReader, posts: SelectionFile,
-                         batch_size: int = BATCH_SIZE) -> IvectorExtractorAcc:
+                         batch_size: int = BATCH_SIZE, backend=None) -> IvectorExtractorAcc:
     """The extractor's EM statistics on a job's features with the UBM
     posteriors of ``posts`` (Kaldi's ivector-extractor-acc-stats), in
-    batches of ``batch_size`` utterances.
+    batches of ``batch_size`` utterances, computed by ``backend`` (default
+    numpy).
 
     Raises:
       KeyError, ValueError: an utterance without posteriors, or with
         posteriors of another length (naming the file); no utterance with
         frames.
     """
-    acc = IvectorExtractorAcc.for_extractor(ie)
-    stats = iter_stats(feats, lambda utt, x: posts.lookup(utt, x.shape[0]), ie.num_gauss, second_order=True)
+    backend = backend or NumpyBackend()
+    bie = backend.extractor(ie)
+    acc = backend.extractor_acc(ie)
+    stats = iter_stats(feats, lambda utt, x: posts.lookup(utt, x.shape[0]), ie.num_gauss, True, backend)
     for batch in batches(stats, batch_size):
-        acc.accumulate(ie, np.stack([b.gamma for b in batch]), np.stack([b.f for b in batch]),
+        acc.accumulate(bie, backend.stack([b.gamma for b in batch]), backend.stack([b.f for b in batch]),
                        sum(b.S for b in batch), sum(b.x.shape[0] for b in batch))
     if acc.count == 0:
         raise ValueError(f"{feats.data_dir}: no utterance with frames")
-    return acc
+    return backend.acc_result(acc)
 
 
 def extract(ie: IvectorExtractor, fgmm: FullGmm, dubm: DiagGmm, feats: FeatureReader, opts: PosteriorOpts,
-            period: Optional[int] = None,
-            batch_size: int = BATCH_SIZE) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+            period: Optional[int] = None, batch_size: int = BATCH_SIZE,
+            backend=None) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """I-vectors of a job's utterances (Kaldi's ivector-extract), the UBM
     posteriors computed as in training (``opts``), the posteriors of w in
-    batches of ``batch_size`` utterances.
+    batches of ``batch_size`` utterances, computed by ``backend`` (default
+    numpy).
 
     Args:
       period: also the online i-vectors, one every ``period`` frames
@@ -220,13 +238,15 @@ def extract(ie: IvectorExtractor, fgmm: FullGmm, dubm: DiagGmm, feats: FeatureRe
       ``(utt -> (D,) i-vector, utt -> (ceil(T / period), D) online
       i-vectors)``, the second empty without ``period``.
     """
+    backend = backend or NumpyBackend()
+    bie, ubm = backend.extractor(ie), backend.ubm(dubm, fgmm)
     utt_ivectors: Dict[str, np.ndarray] = {}
     online: Dict[str, np.ndarray] = {}
-    stats = iter_stats(feats, lambda utt, x: posteriors(fgmm, dubm, x, *opts), ie.num_gauss, second_order=False)
+    stats = iter_stats(feats, lambda utt, x: ubm.posteriors(x, *opts), ie.num_gauss, False, backend)
     for batch in batches(stats, batch_size):
         if period is not None:
             for b in batch:
-                online[b.utt] = ie.online_ivectors(b.x, b.idx, b.post, period)
-        vecs = ie.extract(np.stack([b.gamma for b in batch]), np.stack([b.f for b in batch]))
+                online[b.utt] = backend.numpy(bie.online_ivectors(b.x, b.idx, b.post, period))
+        vecs = backend.numpy(bie.extract(backend.stack([b.gamma for b in batch]), backend.stack([b.f for b in batch])))
         utt_ivectors.update(zip((b.utt for b in batch), vecs))
     return utt_ivectors, online
