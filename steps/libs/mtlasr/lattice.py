@@ -46,10 +46,10 @@ min-active = 200 tokens (kaldi-hmm-gmm's default), which on a graph of
 fewer states (a phone bigram HCLG of 145 states) is an exhaustive search.
 So a lattice at a small LM weight (a large acoustic scale) of a GMM, whose
 log-likelihoods differ by hundreds per frame, loses best paths at beam 13
-(TIMIT sample, monophone GMM, dev: with the lattice at LM weight 1, none
-of the 16 hypotheses equals re-decoding's at any weight of the default
-sweep; at LM weight 4, lattice beam 6, all 32 of dev and test are equal
-from LM weight 1.5 to 8, local/benchmark_decode_rescore.py). Then rescoring returns the best path among those kept, as Kaldi's
+(measured on the TIMIT sample's monophone GMM, dev, lattice beam 6: with
+the lattice at LM weight 1, none of the 16 hypotheses equals re-decoding's
+at any weight of the default sweep; with it at 4, all 16 are equal from
+LM weight 1.5 to 8; egs/timit/s5/RESULTS.md). Then rescoring returns the best path among those kept, as Kaldi's
 scoring does. With beams wide enough, the two are equal
 (tests/test_decode_rescore.py).
 """
