@@ -2,7 +2,12 @@
 # Decode a data dir with a GMM-HMM (exp/mono) or a neural model (exp/lstm*):
 # per-pdf log-likelihoods (loglikes.JOB.ark), then best paths through HCLG
 # for every LM weight and word insertion penalty
-# (scoring/<LMWT>_<WIP>/hyp.JOB.tra). The model is the parent of
+# (scoring/<LMWT>_<WIP>/hyp.JOB.tra): with --rescore true each utterance is
+# decoded once, at --lattice-lmwts, into a lattice that is rescored at every
+# pair (as Kaldi's scoring; a path best far from the lattice's LM weight can
+# fall outside --lattice-beam; several lattice LM weights make one pass each,
+# and each LM weight is rescored from the nearest), with --rescore false it is
+# decoded again for every pair (--max-active applies to this one only). The model is the parent of
 # <decode-dir>, as in Kaldi. Score with steps/score.sh. <decode-dir>/.decode.record
 # says what it was decoded from (graph, features, model, options, code); a
 # rerun skips while it matches, and a redo is built in <decode-dir>.next and
@@ -16,6 +21,8 @@ word_ins_penalties="0.0"                   # word insertion penalties to try, e.
 beam=13.0
 max_active=7000
 lattice_beam=6.0
+rescore=false                              # true: decode once into lattices and rescore (faster; see mtlasr.lattice); false: decode per LM weight
+lattice_lmwts=                             # LM weight(s) of the lattice pass(es) (empty: one, the middle of --lmwts)
 device=cpu
 force=false
 help_message="Usage: $0 [options] <graph-dir> <data-dir> <decode-dir>
@@ -37,7 +44,8 @@ fi
 nspk=$(wc -l < "$data/spk2utt")
 [ "$nj" -gt "$nspk" ] && nj=$nspk
 options="lmwts=$lmwts word_ins_penalties=$word_ins_penalties beam=$beam max_active=$max_active"
-options+=" lattice_beam=$lattice_beam"
+options+=" lattice_beam=$lattice_beam rescore=$rescore lattice_lmwts=$lattice_lmwts"
+case "$rescore" in true|false) ;; *) die "--rescore must be true or false, got '$rescore'" ;; esac
 record=$(step_record "$options" "$graph" "$data/feats.scp" "$data/cmvn.scp" "${model_files[@]}")
 if [ "$force" = false ] && step_fresh "$dir" decode "$record"; then
   log "$dir: already decoded with these inputs and options; skipping"
@@ -60,7 +68,8 @@ else
 fi
 $cmd JOB=1:"$nj" "$next/log/decode.JOB.log" \
   python3 -m mtlasr.bin.decode_loglikes --lmwts "$lmwts" --word-ins-penalties "$word_ins_penalties" --beam "$beam" \
-    --max-active "$max_active" --lattice-beam "$lattice_beam" "$srcdir/final.mdl" "$graph" "$next/loglikes.JOB.ark" "$next" JOB \
+    --max-active "$max_active" --lattice-beam "$lattice_beam" --rescore "$rescore" --lattice-lmwts="$lattice_lmwts" \
+    "$srcdir/final.mdl" "$graph" "$next/loglikes.JOB.ark" "$next" JOB \
   || die_log "$next/log/decode.*.log" "decoding failed"
 echo "$nj" > "$next/num_jobs"
 step_done "$next" decode "$record"

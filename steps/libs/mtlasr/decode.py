@@ -8,12 +8,16 @@ log p(x|s) = log P(s|x) - log P(s) + const. The matrix is scaled by the
 acoustic scale and mapped to transition-id columns (``DecodableCtc`` reads
 column i-1 for input label i), then decoded.
 
-Language-model weight and word insertion penalty: with no lattices from
-the Python binding, the pair (w, p) is applied by decoding with acoustic
-scale 1/w through a graph whose word arcs cost p/w more. That ranks paths
-exactly as Kaldi's lattice rescoring with LMWT = w and word insertion
-penalty p (cost = AM + w * graph + p * words, divided by w); only the
-beams, relative to the total cost, differ.
+Language-model weight and word insertion penalty: kaldi-hmm-gmm's decoder
+returns no lattice, so :class:`Decoder` applies the pair (w, p) by
+decoding with acoustic scale 1/w through a graph whose word arcs cost p/w
+more: cost = graph + AM / w + (p / w) * words = (AM + w * graph + p *
+words) / w, with AM the acoustic cost (minus the log-likelihood). The
+penalty p is per word on the acoustic scale (HTK's HVite -p); in Kaldi's
+scoring pipeline that is ``lattice-scale --inv-acoustic-scale=w`` and
+``lattice-add-penalty --word-ins-penalty=p/w`` (Kaldi adds its penalty to
+the graph cost after the scaling). Decoding once and rescoring lattices
+instead, at the same cost: :mod:`mtlasr.lattice`.
 """
 
 from __future__ import annotations
