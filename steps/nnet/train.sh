@@ -17,7 +17,8 @@ nnet_config=conf/lstm.yaml
 task_config=        # auxiliary task YAML files (space-separated), merged after --nnet-config
 device=auto
 force=false
-num_gpus=1          # >1: torchrun with DistributedDataParallel
+num_gpus=1          # >1: that many processes under torchrun (DistributedDataParallel; NCCL on GPUs,
+                    # gloo with --device cpu); train.minibatch is per process: the global batch is N times it
 text_file=text      # ctc: transcript file of the data dirs (e.g. text.words)
 extra_data=         # ctc: data dir whose utterances train the auxiliary tasks only
 help_message="Usage: $0 [options] [--set key=value ...] <train-data> <train-ali> <valid-data> <valid-ali> <exp-dir>
@@ -65,7 +66,10 @@ fi
 rm -f "$check"
 mapfile -t task_inputs <<< "$task_inputs"
 [ -n "${task_inputs[0]}" ] || task_inputs=()
-record=$(step_record "sets=${sets[*]} text_file=$text_file extra_data=$extra_data" "${config_files[@]}" "$train/feats.scp" "$train/cmvn.scp" "$ali" \
+# (the process count changes the global minibatch; recorded only when > 1, so older records stay valid)
+procs=
+[ "$num_gpus" -le 1 ] || procs=" num_gpus=$num_gpus"
+record=$(step_record "sets=${sets[*]} text_file=$text_file extra_data=$extra_data$procs" "${config_files[@]}" "$train/feats.scp" "$train/cmvn.scp" "$ali" \
   "$valid/feats.scp" "$valid/cmvn.scp" "$valid_ali" "${task_inputs[@]}")
 if [ "$force" = false ] && [ -f "$dir/final.pt" ] && step_fresh "$dir" train "$record"; then
   log "$dir: already trained from these inputs and options; skipping (--force true to retrain)"
@@ -80,7 +84,8 @@ if [ "$force" = true ] || ! { [ -f "$next/.started.record" ] && [ "$(cat "$next/
   printf '%s\n' "$record" > "$next/.started.record"
 fi
 launcher=(python3 -m mtlasr.bin.train_nnet)
-[ "$num_gpus" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$num_gpus" -m mtlasr.bin.train_nnet)
+[ "$num_gpus" -le 1 ] ||
+  launcher=(python3 -m torch.distributed.run --standalone --nproc_per_node "$num_gpus" -m mtlasr.bin.train_nnet)
 log "training $dir (log: $dir/log/train.log)"
 $cmd --gpu "$num_gpus" "$next/log/train.log" "${launcher[@]}" --device "$device" "${opts[@]}" "$train" "$ali" "$next" \
   || die_log "$next/log/train.log" "training failed (a rerun resumes from $next)"

@@ -29,7 +29,14 @@ utterance named; utterances too short for their units are skipped and
 counted; --extra-data adds utterances without transcripts that train the
 auxiliary tasks only (seed 002 sec. 4.4).
 A rerun resumes after the last finished epoch unless --force. Under torchrun
-each process trains a shard of every epoch (DistributedDataParallel).
+(``torchrun --standalone --nproc_per_node N -m mtlasr.bin.train_nnet ...``)
+each of the N processes trains on its share of every minibatch step
+(DistributedDataParallel; NCCL on GPUs, one per process by LOCAL_RANK; gloo
+on CPUs): ``train.minibatch`` (and ``sequence.max_frames``) is per process,
+and the model is that of one process with N times the minibatch, within
+float rounding, where no random draw in the network (dropout) and no frame
+cap cutting a CTC minibatch makes them differ (mtlasr.nnet.train.Trainer).
+Rank 0 alone writes files.
 """
 
 import logging
@@ -224,6 +231,10 @@ def main(argv=None):
     else:
         device = torch.device(args.device)
     if world_size > 1:
+        if device.type == "cuda":  # one GPU per process: the process's local rank, unless --device names one
+            if device.index is None:
+                device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     exp = Path(args.exp_dir)
     try:
@@ -341,7 +352,8 @@ def fit(args, cfg, train, valid, num_outputs, exp, device, rank, world_size):
         logger.error("%s", e)
         return 1
     nparams = sum(p.numel() for p in trainer.model.parameters())
-    logger.info("model: %d parameters on %s", nparams, device)
+    logger.info("model: %d parameters on %s%s", nparams, device,
+                f" (rank 0 of {world_size} processes; train.minibatch is per process)" if world_size > 1 else "")
     if args.count_flops:
         from mtlasr.nnet.train import step_flops
 

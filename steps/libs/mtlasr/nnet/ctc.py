@@ -77,17 +77,31 @@ def ctc_task_losses(model: torch.nn.Module, batch: SeqBatch,
     else:
         main = logits.sum() * 0.0
     losses = {"main": main}
-    t_full = batch.x.shape[1]
-    for n, target in batch.aux.items():
-        fork = core.forks[n]
-        t_k = int(core.output_lengths(torch.tensor([t_full]), fork)[0])
-        mask = length_mask(core.output_lengths(batch.x_lens, fork), t_k)
-        if target.dim() == 1:
-            tgt = target[:, None].expand(-1, t_k)
-        else:
-            tgt = target[:, None, :].expand(-1, t_k, -1)
+    for n, (tgt, mask) in aux_frame_targets(core, batch).items():
         losses[n] = task_loss(cfg_tasks[n], out[n], tgt, mask)
     return logits, losses, has
+
+
+def aux_frame_targets(model: torch.nn.Module, batch: SeqBatch) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """Every auxiliary task's utterance targets repeated over the output
+    frames of the layer its head forks from, with the mask of the valid ones.
+
+    Args: model: the :class:`~mtlasr.nnet.model.AcousticModel` (not a
+    DistributedDataParallel wrapper); batch: a :class:`SeqBatch`.
+    Returns: task -> (targets ``(B, T_k)`` int64 or ``(B, T_k, K)`` float32,
+    mask ``(B, T_k)`` bool), T_k the fork layer's frames for the padded length.
+    """
+    out = {}
+    t_full = batch.x.shape[1]
+    for n, target in batch.aux.items():
+        fork = model.forks[n]
+        t_k = int(model.output_lengths(torch.tensor([t_full]), fork)[0])
+        mask = length_mask(model.output_lengths(batch.x_lens, fork), t_k)
+        if target.dim() == 1:
+            out[n] = target[:, None].expand(-1, t_k), mask
+        else:
+            out[n] = target[:, None, :].expand(-1, t_k, -1), mask
+    return out
 
 
 def greedy_units(logits: torch.Tensor, out_lens: torch.Tensor) -> List[List[int]]:

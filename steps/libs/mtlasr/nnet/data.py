@@ -147,15 +147,17 @@ class ChunkDataset:
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0,
                     world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]]:
         """Minibatches of ``batch_size`` chunks, shuffled with ``seed`` (None: in
-        order). With ``world_size > 1`` each rank takes every world_size-th batch
-        (the same number of batches on every rank)."""
+        order). With ``world_size > 1`` each rank takes every world_size-th batch,
+        so that the world_size batches of one step are together the batch of one
+        process with ``world_size * batch_size``; every rank yields
+        ceil(batches / world_size) items, None where the last step has no
+        batch left for it (the trainer gives that step zero weight)."""
         order = np.arange(len(self.index))
         if seed is not None:
             np.random.default_rng(seed).shuffle(order)
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        usable = len(batches) - len(batches) % world_size if world_size > 1 else len(batches)
-        for b in batches[rank:usable:world_size]:
-            yield self.batch([self.index[j] for j in b])
+        for k in range(rank, len(batches) + (-len(batches)) % world_size, world_size):
+            yield self.batch([self.index[j] for j in batches[k]]) if k < len(batches) else None
 
 
 def pdf_counts(labels: Mapping[str, np.ndarray], num_pdfs: int) -> np.ndarray:

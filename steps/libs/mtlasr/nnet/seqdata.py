@@ -189,8 +189,8 @@ class SequenceDataset:
 
     def num_batches(self, batch_size: int, max_frames: int = 0, groups: Optional[Sequence[str]] = None,
                     world_size: int = 1, subset: Optional[str] = None, crop_frames: int = 0) -> int:
-        """Minibatches per rank in one epoch."""
-        return len(self._batches(batch_size, max_frames, groups, subset, crop_frames)) // world_size
+        """Minibatches per rank in one epoch (the steps of :meth:`minibatches`)."""
+        return -(-len(self._batches(batch_size, max_frames, groups, subset, crop_frames)) // world_size)
 
     def minibatches(self, batch_size: int, seed: Optional[int] = None, rank: int = 0, world_size: int = 1,
                     max_frames: int = 0, groups: Optional[Sequence[str]] = None,
@@ -202,23 +202,37 @@ class SequenceDataset:
         ``transcribed`` or the ``untranscribed`` ones (seed 003's disjoint
         speech and speaker batches). ``crop_frames``: untranscribed
         utterances cut to windows of that many frames (:meth:`batch`),
-        placed at random with ``seed`` (needed then). With
-        ``world_size > 1`` each rank takes every world_size-th batch (the
-        same number on every rank).
+        placed at random with ``seed`` (needed then).
+
+        With ``world_size > 1``, every world_size consecutive batches (in
+        length order) make one step, rank r taking the r-th; the steps are
+        shuffled, and the windows drawn for the step as a whole. So the
+        ranks together see what one process sees with ``world_size *
+        batch_size`` (exactly, where ``max_frames`` does not cut a batch).
+        Every rank yields :meth:`num_batches` items: None in the step of the
+        longest utterances where it has fewer batches than ranks and none
+        is left for this rank (the trainer gives that step zero weight).
 
         Raises: ValueError if ``crop_frames`` is given without ``seed``.
         """
         if crop_frames and seed is None:
             raise ValueError("minibatches: crop_frames needs a seed (the windows are drawn at random)")
         batches = self._batches(batch_size, max_frames, groups, subset, crop_frames)
-        order = np.arange(len(batches))
+        steps = [batches[k: k + world_size] for k in range(0, len(batches), world_size)]
+        order = np.arange(len(steps))
         if seed is not None:
             np.random.default_rng(seed).shuffle(order)
-        usable = len(order) - len(order) % world_size if world_size > 1 else len(order)
-        for j in order[rank:usable:world_size]:
-            # the windows of batch j depend on (seed, j) alone: the same on every rank and rerun
-            rng = np.random.default_rng([seed, int(j)]) if crop_frames else None
-            yield self.batch(batches[j], crop_frames, rng)
+        for j in order:
+            if rank >= len(steps[j]):
+                yield None
+                continue
+            rng = None
+            if crop_frames:
+                # the windows of step j depend on (seed, j) alone: the same on every rank and rerun
+                rng = np.random.default_rng([seed, int(j)])
+                for i in (i for b in steps[j][:rank] for i in b if self.labels[i] is None):
+                    self._crop(self.feats[i], crop_frames, rng)  # the draws of the ranks before this one
+            yield self.batch(steps[j][rank], crop_frames, rng)
 
     def group_counts(self) -> Dict[str, int]:
         """Utterances per curriculum group."""

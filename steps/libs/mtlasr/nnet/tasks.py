@@ -440,6 +440,22 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return (se * mask).sum() / n.clamp(min=1)
 
 
+def counted_labels(target: torch.Tensor, mask: torch.Tensor, pooled: bool) -> torch.Tensor:
+    """The class labels a label loss (:func:`ce_loss`, :func:`aam_loss`)
+    counts, -100 for the others.
+
+    Args: target ``(B, C)`` int64 class ids (-100 = unknown); mask ``(B, C)``
+    bool, the frames that count; pooled: one label per sequence (a pooled
+    head): the label of its first counted frame, -100 where no frame counts.
+    Returns: ``(B * C,)`` per frame, or ``(B,)`` pooled, int64.
+    """
+    t = target.masked_fill(~mask, -100)
+    if not pooled:
+        return t.reshape(-1)
+    first = mask.float().argmax(1)
+    return t.gather(1, first[:, None])[:, 0].masked_fill(~mask.any(1), -100)
+
+
 def ce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Cross-entropy (nats) averaged over the frames that count, or over the
     sequences for a pooled head.
@@ -449,14 +465,9 @@ def ce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
       int64 class ids (-100 = ignore); mask: ``(B, C)`` bool.
     Returns: a scalar tensor (0 if nothing counts).
     """
-    t = target.masked_fill(~mask, -100)
-    if logits.dim() == 2:  # pooled: one label per sequence (its first counted frame)
-        first = mask.float().argmax(1)
-        t = t.gather(1, first[:, None])[:, 0]
-        t = t.masked_fill(~mask.any(1), -100)
-    else:
+    t = counted_labels(target, mask, logits.dim() == 2)
+    if logits.dim() != 2:
         logits = logits.reshape(-1, logits.shape[-1])
-        t = t.reshape(-1)
     if bool((t == -100).all()):
         return logits.sum() * 0.0
     return torch.nn.functional.cross_entropy(logits, t, ignore_index=-100)
@@ -493,15 +504,28 @@ def aam_loss(cos: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, margin
     Raises: ValueError for per-frame cosines (``aam`` needs a pooled head)."""
     if cos.dim() != 2:
         raise ValueError("aam loss: needs a pooled head (one embedding per utterance)")
-    t = target.masked_fill(~mask, -100)
-    first = mask.float().argmax(1)
-    t = t.gather(1, first[:, None])[:, 0].masked_fill(~mask.any(1), -100)
+    t = counted_labels(target, mask, pooled=True)
     if bool((t == -100).all()):
         return cos.sum() * 0.0
     return torch.nn.functional.cross_entropy(aam_logits(cos, t, margin, scale), t, ignore_index=-100)
 
 
 LOSS_FUNCTIONS = {"mse": mse_loss, "ce": ce_loss, "aam": aam_loss}
+
+
+def task_count(spec: Mapping[str, Any], target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How many terms :func:`task_loss` averages over for these targets:
+    the counted frames (``mse``), or the counted labels of the frames, or of
+    the sequences for a pooled head (``ce``, ``aam``). Multi-process
+    training weights each process's loss by its share of this count.
+
+    Args: spec: the task's declaration (``loss``, ``pooling``); target and
+    mask as for :func:`task_loss`. Returns: a 0-dim int64 tensor (0 when
+    nothing counts).
+    """
+    if spec["loss"] == "mse":
+        return mask.sum()
+    return (counted_labels(target, mask, spec["pooling"] != "none") != -100).sum()
 
 
 def task_loss(spec: Mapping[str, Any], pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

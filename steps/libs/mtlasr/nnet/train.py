@@ -36,6 +36,7 @@ from .data import IGNORE, ChunkDataset
 from .model import AcousticModel
 from .config import DEFAULTS, curriculum_labels, stage_of
 from .seqdata import SeqBatch, SequenceDataset
+from .ddp import loss_counts, share_losses, sum_over_ranks
 from .tasks import resolve_fork, step_lambdas, task_loss, task_weights
 
 logger = logging.getLogger(__name__)
@@ -157,13 +158,17 @@ def step_flops(model: torch.nn.Module, data: ChunkDataset, batch_size: int, devi
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
-             cfg_tasks: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+             cfg_tasks: Optional[Dict[str, Any]] = None, rank: int = 0, world_size: int = 1) -> Dict[str, float]:
     """Main loss and accuracy on ``data``, and ``<task>_loss`` for every
     auxiliary task ``data`` has targets for.
 
     Chunks: frame cross-entropy (nats/frame) and frame accuracy. CTC: loss
     in nats per utterance, and ``acc`` = 1 - the unit error rate of greedy
     (best-path) decoding, with ``unit_errors`` / ``units``.
+
+    With ``world_size > 1`` (an initialised process group) each rank
+    evaluates every world_size-th minibatch and the sums are added up over
+    the ranks: every rank returns the figures of the whole of ``data``.
     """
     model.eval()
     tot_loss, tot_correct, tot = 0.0, 0, 0
@@ -172,7 +177,9 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     sl = getattr(getattr(data, "spec", None), "out_slice", None)
     ctc = isinstance(data, SequenceDataset)
     unit_err = units = 0
-    for batch in data.minibatches(batch_size):
+    for i, batch in enumerate(data.minibatches(batch_size)):
+        if i % world_size != rank:
+            continue
         batch = to_device(batch, device)
         logits, losses, mask = task_losses(model, batch, cfg_tasks or {}, sl)
         aux = batch.aux if ctc else batch[2]
@@ -195,6 +202,14 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
             tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
         tot += n
     model.train()
+    if world_size > 1:
+        names = list(aux_tot)
+        vals = sum_over_ranks([tot_loss, tot_correct, tot, unit_err, units] + [aux_tot[k] for k in names]
+                              + [aux_n[k] for k in names], device)
+        tot_loss = vals[0]
+        tot_correct, tot, unit_err, units = (int(round(x)) for x in vals[1:5])
+        aux_tot = dict(zip(names, vals[5:5 + len(names)]))
+        aux_n = {k: int(round(x)) for k, x in zip(names, vals[5 + len(names):])}
     acc = 1.0 - unit_err / max(units, 1) if ctc else tot_correct / max(tot, 1)
     res = {"loss": tot_loss / max(tot, 1), "acc": acc, "frames": tot}
     if ctc:
@@ -234,7 +249,18 @@ class Trainer:
       num_pdfs: output classes (pdfs, or CTC units with the blank).
       exp_dir: output directory.
       device: torch device.
-      rank, world_size: for DistributedDataParallel (rank 0 writes files).
+      rank, world_size: for DistributedDataParallel (rank 0 writes files;
+        the process group must be initialised).
+
+    Multi-process training (world_size > 1): each rank trains on its share
+    of every step (the datasets' ``minibatches``), and each of its losses is
+    weighted by world_size * (its count / the count over all ranks) of what
+    that loss averages over (:mod:`mtlasr.nnet.ddp`), so that the gradients
+    DistributedDataParallel averages are those of one process with
+    world_size times the minibatch; dynamic loss weights are computed from
+    the losses over all ranks, and the history's figures (training and
+    validation) are over all ranks, the same on every rank. One process
+    (world_size 1) runs none of this.
 
     The auxiliary tasks trained are those of ``cfg["tasks"]``; ``train.aux``
     (and ``valid.aux``) must hold their targets.
@@ -268,6 +294,7 @@ class Trainer:
         self._encoder_params = [p for n, p in self.model.named_parameters()
                                 if p.requires_grad and not n.startswith("heads.")]
         self._frozen = False
+        self._spare = None   # the batch of a step in which this rank has none (world_size > 1)
         self.ddp_model = self.model
         if world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -301,6 +328,7 @@ class Trainer:
             "task_dims": self.task_dims,
             "torch_rng": torch.get_rng_state(),
             "updates": self.updates,
+            "world_size": self.world_size,
         }
 
     def try_resume(self) -> bool:
@@ -316,6 +344,10 @@ class Trainer:
         self.start_epoch = st["epoch"] + 1
         self.updates = st.get("updates", 0)
         logger.info("resumed from %s after epoch %d", ck, st["epoch"] + 1)
+        if st.get("world_size", 1) != self.world_size and self.rank == 0:
+            logger.warning("%s was trained by %d process(es), this run has %d: the global minibatch "
+                           "(train.minibatch per process) changes from here on", ck, st.get("world_size", 1),
+                           self.world_size)
         return True
 
     # ------------------------------------------------------------ loop
@@ -365,31 +397,44 @@ class Trainer:
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size, **kw)
             else:
-                num_batches = math.ceil(len(self.train) / tc["minibatch"]) // self.world_size
+                num_batches = -(-math.ceil(len(self.train) / tc["minibatch"]) // self.world_size)
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size)
             for batch in batches:
                 self._set_encoder_frozen(self.updates < tc["freeze_encoder_updates"])
-                batch = to_device(batch, self.device)
+                empty = batch is None   # (world_size > 1) no batch for this rank in this step
+                batch = to_device(self._spare_batch() if empty else batch, self.device)
                 progress = (epoch + nb / max(num_batches, 1)) / tc["max_epochs"]
                 lambdas = step_lambdas(tasks, progress)  # once per step: loss weights and GRL scales
                 for n, spec in tasks.items():
                     if spec["grl"]:
                         self.model.heads[n].grl_scale = lambdas[n]
                 _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl)
+                if self.world_size > 1:
+                    counts = self._counts(batch, mask, empty)
                 if ctc and tc["batching"] == "disjoint":
                     # seed 003 eqs. 2-3: the speech batch gives the CTC loss, the speaker batch
                     # the auxiliary losses; one update on their weighted sum
-                    aux_batch = to_device(next(aux_batches), self.device)
-                    _, aux_losses, _ = task_losses(self.ddp_model, aux_batch, tasks, sl)
+                    aux_batch = next(aux_batches)
+                    aux_empty = aux_batch is None
+                    aux_batch = to_device(self._spare_batch() if aux_empty else aux_batch, self.device)
+                    _, aux_losses, aux_mask = task_losses(self.ddp_model, aux_batch, tasks, sl)
                     losses = {"main": losses["main"], **{k: aux_losses[k] for k in tasks}}
-                    tot_frames += int(aux_batch.x_lens.sum())
-                weights, _ = task_weights(tasks, losses, lambdas, tc["main_weight"])
+                    if self.world_size > 1:
+                        counts.update({k: v for k, v in self._counts(aux_batch, aux_mask, aux_empty).items()
+                                       if k != "main"})
+                    tot_frames += 0 if aux_empty else int(aux_batch.x_lens.sum())
+                terms = losses
+                if self.world_size > 1:  # the losses over all ranks; each rank's share of them
+                    glob, shares = share_losses(losses, counts, self.world_size)
+                    terms = {k: v * shares[k] for k, v in losses.items()}
+                weights, _ = task_weights(tasks, losses if self.world_size == 1 else glob, lambdas,
+                                          tc["main_weight"])
                 if stage == "aux":
                     weights["main"] = 0.0
                 # (a weight can be 0: lambda = 0, a ramp at p = 0, the main task in stage aux)
                 # Parameters that get no gradient (None) are not moved by the optimiser.
-                loss = sum(weights[n] * losses[n] for n in losses if weights[n] != 0.0)
+                loss = sum(weights[n] * terms[n] for n in losses if weights[n] != 0.0)
                 if torch.is_tensor(loss):
                     if not torch.isfinite(loss):
                         bad = ", ".join(f"{k} {v.item()}" for k, v in losses.items())
@@ -401,30 +446,36 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
                     self.opt.step()
                     self.updates += 1
-                n = int(mask.sum())
-                na = len(batch.utts) if ctc else n
+                n = 0 if empty else int(mask.sum())
+                na = len(batch.utts) if ctc and not empty else n
                 if ctc and tc["batching"] == "disjoint":
-                    na = len(aux_batch.utts)
+                    na = 0 if aux_empty else len(aux_batch.utts)
                 tot_loss += losses["main"].item() * n
                 for k in aux_tot:
                     aux_tot[k] += losses[k].item() * na
                 tot_n += n
                 aux_n += na
-                tot_frames += int(batch.x_lens.sum()) if ctc else n
+                tot_frames += int(batch.x_lens.sum()) if ctc and not empty else n
                 nb += 1
                 if self.rank == 0 and (nb % tc["log_interval"] == 0 or nb == num_batches):
                     el = time.time() - t0
-                    logger.info("epoch %d batch %d/%d: loss %.4f%s, %.0f frames/s, lr %.6f",
-                                epoch + 1, nb, num_batches, tot_loss / max(tot_n, 1),
+                    logger.info("epoch %d batch %d/%d: %sloss %.4f%s, %.0f frames/s, lr %.6f",
+                                epoch + 1, nb, num_batches, "rank 0's " if self.world_size > 1 else "",
+                                tot_loss / max(tot_n, 1),
                                 "".join(f", {k} {v / max(aux_n, 1):.4f}" for k, v in aux_tot.items()),
                                 tot_frames * self.world_size / max(el, 1e-9), lr)
+            if self.world_size > 1:  # the sums over all ranks
+                vals = sum_over_ranks([tot_loss, tot_n, aux_n, tot_frames] + list(aux_tot.values()), self.device)
+                tot_loss = vals[0]
+                tot_n, aux_n, tot_frames = (int(round(x)) for x in vals[1:4])
+                aux_tot = dict(zip(aux_tot, vals[4:]))
             secs = time.time() - t0
             rec = {"epoch": epoch + 1, "lr": lr, "stage": stage, "train_loss": tot_loss / max(tot_n, 1),
-                   "train_frames": tot_frames * self.world_size, "seconds": secs,
-                   "frames_per_second": tot_frames * self.world_size / max(secs, 1e-9)}
+                   "train_frames": tot_frames, "seconds": secs,
+                   "frames_per_second": tot_frames / max(secs, 1e-9)}
             rec.update({f"train_{k}_loss": v / max(aux_n, 1) for k, v in aux_tot.items()})
             if self.valid is not None:
-                v = evaluate(self.model, self.valid, tc["minibatch"], self.device, tasks)
+                v = evaluate(self.model, self.valid, tc["minibatch"], self.device, tasks, self.rank, self.world_size)
                 rec.update(valid_loss=v["loss"], valid_acc=v["acc"])
                 if ctc:
                     rec["valid_ter"] = 1.0 - v["acc"]
@@ -467,6 +518,21 @@ class Trainer:
             if self.world_size == 1:
                 for p in self._encoder_params:
                     p.requires_grad_(not frozen)
+
+    def _spare_batch(self):
+        """The batch of a step in which this rank has none (a step whose
+        batches do not fill every rank: an epoch's last chunks; CTC: its
+        longest utterances, or the speaker batches' last): the training
+        set's first chunk or utterance. Its losses get zero weight; it runs
+        only so that every rank takes part in every update."""
+        if self._spare is None:
+            self._spare = next(self.train.minibatches(1))
+        return self._spare
+
+    def _counts(self, batch, mask: torch.Tensor, empty: bool) -> Dict[str, torch.Tensor]:
+        """:func:`loss_counts` of a batch; all 0 for a spare batch."""
+        c = loss_counts(self.model, batch, self.cfg["tasks"], mask)
+        return {k: v * 0 for k, v in c.items()} if empty else c
 
     def _drop_encoder_grads(self) -> None:
         if self._frozen and self.world_size > 1:
