@@ -36,7 +36,7 @@ only the frame counts, so it is kept whole and exact for any corpus size;
 each minibatch reads its own utterances when it is served.
 
 Under DistributedDataParallel every rank makes the same plan and takes
-every world_size-th minibatch, as the in-memory datasets do, and reads
+its share of every step, as the in-memory datasets do, and reads
 only the utterances of its own minibatches.
 """
 
@@ -320,15 +320,18 @@ class StreamChunkDataset(ChunkDataset):
         :meth:`ChunkDataset.minibatches <mtlasr.nnet.data.ChunkDataset.minibatches>`
         (the same tensors), shuffled with ``seed`` within each buffer (None:
         in order). With ``world_size > 1`` each rank takes every
-        world_size-th minibatch (the same number on every rank) and reads
-        only the utterances of its own.
+        world_size-th minibatch and reads only the utterances of its own;
+        every rank yields ceil(minibatches / world_size) items, None where
+        the last step has no minibatch left for it (as ``ChunkDataset``; the
+        trainer gives that step zero weight).
 
         Raises: ValueError or KeyError from :meth:`FeatureSource.__getitem__`
         when an utterance cannot be read (naming it and its ark).
         """
         n = len(self)
         nb = -(-n // batch_size)
-        usable = nb - nb % world_size if world_size > 1 else nb
+        usable = nb
+        yielded = 0
         rng = np.random.default_rng(seed) if seed is not None else None
         window = self.feats.window
         pos = 0  # chunks of the epoch served so far (all ranks)
@@ -355,7 +358,10 @@ class StreamChunkDataset(ChunkDataset):
                     pos += 1
                     if pending and (pos % batch_size == 0 or pos == n):
                         yield self.batch(pending)
+                        yielded += 1
                         pending = []
+            for _ in range(-(-nb // world_size) - yielded):
+                yield None
         finally:
             window.clear()
 
