@@ -247,3 +247,25 @@ def test_two_processes_equal_one_with_the_global_batch(data, tmp_path, crit):
         for k in b:
             assert torch.equal(c[k], b[k]), k
         assert [r["epoch"] for r in json.loads((three / "history.json").read_text())] == [1, 2]
+
+
+def test_training_threads_capped_at_the_job_cores(data, tmp_path, monkeypatch, caplog):
+    """train.num_threads above the job's cores ($MTL_NUM_CORES, mtlasr.threads)
+    is lowered, with a warning naming the key (a 2-thread training on a
+    shared 2-core machine ran some 60 times slower)."""
+    import logging
+
+    from mtlasr.bin import train_nnet
+
+    monkeypatch.setenv("MTL_NUM_CORES", "1")
+    args = ["--device", "cpu"]
+    for s in CE_SETS + ["train.max_epochs=1", "train.num_threads=2"]:  # the later --set wins
+        args += ["--set", s]
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert train_nnet.main(args + [str(data / "train"), str(data / "ali"), str(tmp_path / "exp")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert "train.num_threads 2 asks for more threads than the 1 core(s)" in caplog.text

@@ -99,6 +99,16 @@ def test_python_threads_capped_at_the_cores(monkeypatch, caplog):
         assert "train.num_threads 8 asks for more threads than the 2 core(s)" in caplog.text
         with pytest.raises(ValueError, match="--num-threads must be >= 1"):
             threads.capped_threads(0)
+        # torchrun's processes on one node share the job's cores
+        monkeypatch.setenv(threads.CORES_ENV, "5")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert threads.capped_threads(2, "train.num_threads", procs=2) == 2 and not caplog.records
+            assert threads.capped_threads(4, "train.num_threads", procs=2) == 2
+            assert threads.capped_threads(3, "train.num_threads", procs=8) == 1
+        assert "the 5 core(s) this job was given shared by 2 processes" in caplog.text
+        with pytest.raises(ValueError, match="processes sharing the cores"):
+            threads.capped_threads(1, procs=0)
     finally:
         torch.set_num_threads(before)
 

@@ -18,8 +18,9 @@ The cores of a job (:func:`available_cores`) are, in order:
 
 :func:`capped_threads` lowers a requested thread count to that number, with
 a warning; :func:`set_torch_threads` does so for ``torch.set_num_threads``.
-The i-vector programs (``--num-threads``, mtlasr.ivector.backend) and
-mtlasr.bin.probe_layers use them.
+The i-vector programs (``--num-threads``, mtlasr.ivector.backend),
+mtlasr.bin.probe_layers and mtlasr.bin.train_nnet (``train.num_threads``,
+divided among torchrun's processes on CPU) use them.
 """
 
 from __future__ import annotations
@@ -48,29 +49,36 @@ def available_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def capped_threads(requested: int, what: str = "--num-threads") -> int:
-    """``requested`` threads, lowered to :func:`available_cores` with a
-    warning that names ``what`` (the option or config key that asked).
+def capped_threads(requested: int, what: str = "--num-threads", procs: int = 1) -> int:
+    """``requested`` threads, lowered to this process's share of
+    :func:`available_cores` with a warning that names ``what`` (the option
+    or config key that asked). ``procs``: the processes of the job that
+    share its cores (torchrun's ``LOCAL_WORLD_SIZE``); each gets
+    cores // procs, at least 1.
 
     Raises:
-      ValueError: ``requested`` < 1, or a bad ``$MTL_NUM_CORES``.
+      ValueError: ``requested`` or ``procs`` < 1, or a bad ``$MTL_NUM_CORES``.
     """
     requested = int(requested)
     if requested < 1:
         raise ValueError(f"{what} must be >= 1, got {requested}")
-    cores = available_cores()
+    if procs < 1:
+        raise ValueError(f"processes sharing the cores must be >= 1, got {procs}")
+    total = available_cores()
+    cores = max(1, total // procs)
     if requested > cores:
-        logger.warning("%s %d asks for more threads than the %d core(s) this job was given (%s, else the "
-                       "CPU affinity); using %d thread(s)", what, requested, cores, CORES_ENV, cores)
+        share = f" shared by {procs} processes" if procs > 1 else ""
+        logger.warning("%s %d asks for more threads than the %d core(s) this job was given%s (%s, else the "
+                       "CPU affinity); using %d thread(s)", what, requested, total, share, CORES_ENV, cores)
         return cores
     return requested
 
 
-def set_torch_threads(requested: int, what: str = "--num-threads") -> int:
+def set_torch_threads(requested: int, what: str = "--num-threads", procs: int = 1) -> int:
     """``torch.set_num_threads`` with :func:`capped_threads`; returns the
     number set. Errors as :func:`capped_threads`."""
     import torch
 
-    n = capped_threads(requested, what)
+    n = capped_threads(requested, what, procs)
     torch.set_num_threads(n)
     return n

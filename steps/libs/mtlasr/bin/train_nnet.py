@@ -221,6 +221,7 @@ def main(argv=None):
     from mtlasr.cli import error_text
     from mtlasr.nnet.config import load_config, save_config
     from mtlasr.nnet.data import ChunkSpec, pdf_counts
+    from mtlasr.threads import set_torch_threads
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -273,7 +274,9 @@ def main(argv=None):
         print("\n".join(str(f) for f in files))
         return 0
     exp.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg["train"]["num_threads"])
+    # at most the job's cores (mtlasr.threads), shared by the processes torchrun starts on this node
+    set_torch_threads(cfg["train"]["num_threads"], "train.num_threads",
+                      int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1)
     spec = ChunkSpec(**cfg["chunk"])
     if args.force and rank == 0:
         for f in list(exp.glob("epoch-*.pt")) + [exp / "checkpoint.pt", exp / "best.pt", exp / "final.pt"]:
