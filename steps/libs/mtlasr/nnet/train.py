@@ -163,8 +163,9 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     auxiliary task ``data`` has targets for.
 
     Chunks: frame cross-entropy (nats/frame) and frame accuracy. CTC: loss
-    in nats per utterance, and ``acc`` = 1 - the unit error rate of greedy
-    (best-path) decoding, with ``unit_errors`` / ``units``.
+    in nats per utterance (per output unit with ``model.ctc_norm: token``),
+    and ``acc`` = 1 - the unit error rate of greedy (best-path) decoding,
+    with ``unit_errors`` / ``units``.
 
     With ``world_size > 1`` (an initialised process group) each rank
     evaluates every world_size-th minibatch and the sums are added up over
