@@ -9,7 +9,7 @@ Usage:
             egs/wsj/s5/conf/ctc_glu.yaml
         local/benchmark_encoders.py --set model.cell_dim=128 --threads 1 egs/multiling_espeak/s5/conf/ctc_blstm.yaml
 
-Each config is built as the trainer builds it (``mtlasr.nnet.train.build_model``,
+Each config is built as the trainer builds it (``mtlasr.nnet.build.build_model``,
 main head only) for --input-dim features and --num-units CTC outputs, and
 trained on a fixed random minibatch of --minibatch utterances of
 --frames frames (10 ms each) with label sequences of --label-ratio units per
@@ -50,7 +50,7 @@ def main(argv=None):
 
     from mtlasr.nnet.config import check_model, load_config
     from mtlasr.nnet.ctc import ctc_loss
-    from mtlasr.nnet.train import build_model
+    from mtlasr.nnet.build import build_model
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

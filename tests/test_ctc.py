@@ -10,8 +10,9 @@ from mtlasr.nnet.config import curriculum_labels, load_config
 from mtlasr.nnet.ctc import ctc_loss, ctc_task_losses, greedy_units, unit_errors
 from mtlasr.nnet.encoders import ConvBlstmEncoder, GluConvEncoder
 from mtlasr.nnet.seqdata import SequenceDataset, ctc_min_frames
-from mtlasr.nnet.tasks import TaskTargets
-from mtlasr.nnet.train import Trainer, build_model, load_for_inference
+from mtlasr.nnet.targets import TaskTargets
+from mtlasr.nnet.train import Trainer
+from mtlasr.nnet.build import build_model, load_for_inference
 
 
 def _logits(probs):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mtlasr.nnet.model import AcousticModel, grad_reverse, pool
-from mtlasr.nnet.tasks import ce_loss, dynamic_weights, load_targets, ramp, step_lambdas, task_spec, task_weights
+from mtlasr.nnet.tasks import ce_loss, dynamic_weights, ramp, step_lambdas, task_spec, task_weights
+from mtlasr.nnet.targets import load_targets
 
 
 def numeric_grad(f, x, eps=1e-6):

@@ -216,7 +216,7 @@ def test_layer_representations_of_a_ctc_model_read_whole_utterances():
     """A CTC model (conv front end with time subsampling 2, then a BiLSTM) is
     read whole: each layer gives ceil(T / 2) frames, equal to the trunk's own
     output for that utterance alone, and the input (layer 0) is returned as is."""
-    from mtlasr.nnet.train import build_model
+    from mtlasr.nnet.build import build_model
 
     cfg = load_config(None, ["model.encoder=conv_blstm", "model.criterion=ctc", "model.num_layers=1",
                              "model.cell_dim=8", "model.conv_channels=[4]", "model.conv_dim=8",

@@ -13,7 +13,7 @@ import torch
 from mtlasr.bin import extract_embeddings, ivector_eer
 from mtlasr.features import cmvn_stats, load_features
 from mtlasr.nnet.config import load_config
-from mtlasr.nnet.train import build_model, load_for_inference
+from mtlasr.nnet.build import build_model, load_for_inference
 from mtlasr.speaker import read_trials
 
 

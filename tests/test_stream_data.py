@@ -19,7 +19,7 @@ from mtlasr.nnet.data import ChunkDataset, ChunkSpec
 from mtlasr.nnet.seqdata import SequenceDataset
 from mtlasr.nnet.stream import (FeatureSource, OpenFiles, StreamChunkDataset, StreamSequenceDataset,
                                 compact_labels)
-from mtlasr.nnet.tasks import TaskTargets
+from mtlasr.nnet.targets import TaskTargets
 from mtlasr.nnet.train import Trainer
 
 SPEC = ChunkSpec(chunk=7, left=4, delay=2)

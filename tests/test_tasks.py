@@ -11,9 +11,10 @@ from mtlasr.nnet.config import load_config
 from mtlasr.nnet.data import ChunkDataset, ChunkSpec
 from mtlasr.nnet.model import AcousticModel
 from mtlasr.nnet.model import CosineLinear, Head
-from mtlasr.nnet.tasks import (TaskTargets, aam_logits, aam_loss, load_targets, mse_loss, resolve_fork, source_path,
-                               task_loss, task_spec)
-from mtlasr.nnet.train import Trainer, load_for_inference
+from mtlasr.nnet.targets import TaskTargets, load_targets, source_path
+from mtlasr.nnet.tasks import aam_logits, aam_loss, mse_loss, resolve_fork, task_loss, task_spec
+from mtlasr.nnet.train import Trainer
+from mtlasr.nnet.build import load_for_inference
 
 IVEC = {"targets": "utt_vector", "source": "exp/ivectors_{set}/ivectors.scp", "weight": 1e-4}
 
@@ -375,7 +376,8 @@ def test_step_flops_counts_the_heads_and_touches_nothing(tmp_path):
     """One training step's FLOPs (train_nnet --count-flops): a head adds its
     matrix products, the count matches the LSTM's gate and projection
     products, and the model's gradients and the torch RNG are as before."""
-    from mtlasr.nnet.train import build_model, step_flops
+    from mtlasr.nnet.build import build_model
+    from mtlasr.nnet.evaluate import step_flops
 
     feats, labels, vecs = toy_data()
     plain = toy_cfg(tmp_path)

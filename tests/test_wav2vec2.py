@@ -166,7 +166,7 @@ def test_config_builds_the_encoder_with_heads_and_a_portable_checkpoint(tmp_path
     speaker head with first+cls pooling and AAM-softmax, and a checkpoint
     config that rebuilds the network without the directory it came from."""
     from mtlasr.nnet.config import load_config
-    from mtlasr.nnet.train import build_model, portable_config
+    from mtlasr.nnet.build import build_model, portable_config
 
     torch.manual_seed(0)
     load_wav2vec2(w2v2_config=TINY).save_pretrained(tmp_path / "ckpt")
@@ -232,7 +232,7 @@ def test_branched_encoder_shares_exactly_the_layers_it_should():
     the shared layers; the speaker loss reaches the shared layers and its
     copies only, the CTC loss the shared layers and the main path only."""
     from mtlasr.nnet.config import load_config
-    from mtlasr.nnet.train import build_model
+    from mtlasr.nnet.build import build_model
 
     torch.manual_seed(0)
     sets = ["model.encoder=wav2vec2", "model.criterion=ctc", "features.cmvn=none",
@@ -281,7 +281,7 @@ def test_ctc_based_pooling_and_split_embedding():
     from mtlasr.nnet.config import load_config
     from mtlasr.nnet.encoders import length_mask
     from mtlasr.nnet.model import ctc_pool_mask
-    from mtlasr.nnet.train import build_model
+    from mtlasr.nnet.build import build_model
 
     logits = torch.tensor([[[5.0, 0, 0], [0, 5, 0], [5, 0, 0], [0, 0, 5]],
                            [[5.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 0]]])
@@ -314,7 +314,7 @@ def test_ctc_based_pooling_and_split_embedding():
     m = length_mask(model.output_lengths(lens), h.shape[1])
     assert torch.allclose(out["spk"], (h[..., :12] * m[..., None]).sum(1) / m.sum(1, keepdim=True), atol=1e-5)
     # decoding builds the model without the speaker head: the CTC head still reads its part
-    from mtlasr.nnet.train import load_for_inference
+    from mtlasr.nnet.build import load_for_inference
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         cfg = load_config(None, base + ["tasks.spk.pooling=mean", "tasks.spk.split=12"])

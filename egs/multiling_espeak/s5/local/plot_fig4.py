@@ -73,7 +73,7 @@ def main(argv=None):
     from mtlasr.plot import save
     from mtlasr.features import load_features
     from mtlasr.nnet.probe import layer_representations
-    from mtlasr.nnet.train import load_for_inference
+    from mtlasr.nnet.build import load_for_inference
 
     torch.set_num_threads(a.num_threads)
     data = Path(a.data_dir)

@@ -61,7 +61,7 @@ def run(args):
     import torch
 
     from mtlasr.features import load_features
-    from mtlasr.nnet.train import load_for_inference
+    from mtlasr.nnet.build import load_for_inference
 
     torch.set_num_threads(args.num_threads)
     device = torch.device(args.device)

@@ -147,7 +147,7 @@ def main(argv=None):
     from mtlasr.datadir import atomic_open, read_table
     from mtlasr.features import load_features
     from mtlasr.nnet.probe import combine_models, evaluate_layers, layer_representations, resolve_layers
-    from mtlasr.nnet.train import load_for_inference
+    from mtlasr.nnet.build import load_for_inference
 
     command = " ".join(shlex.quote(a) for a in ["python3", "-m", "mtlasr.bin.probe_layers"]
                        + (sys.argv[1:] if argv is None else list(argv)))

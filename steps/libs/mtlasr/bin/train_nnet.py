@@ -68,7 +68,7 @@ def get_parser():
     p.add_argument("--force", action="store_true", help="start over, ignoring existing checkpoints")
     p.add_argument("--count-flops", action="store_true",
                    help="load the data, build the model, print the FLOPs of one training step per "
-                        "labelled frame (mtlasr.nnet.train.step_flops), then exit without training")
+                        "labelled frame (mtlasr.nnet.evaluate.step_flops), then exit without training")
     p.add_argument("--check-config", action="store_true",
                    help="only check the configs and overrides (no data is read), then exit")
     p.add_argument("--list-inputs", action="store_true",
@@ -87,7 +87,7 @@ def load_split(data_dir, ali_dir, tm, cfg, spec, what, train_aux=None):
 
     stream = cfg["train"]["data"] == "stream"
     feats = dataset_source(data_dir, cfg["features"], stream)
-    from mtlasr.nnet.tasks import load_targets
+    from mtlasr.nnet.targets import load_targets
 
     shrink = compact_labels if stream else (lambda y: y)  # stream: int16 pdf ids, kept all through training
     phones = {} if any(t["targets"] == "frame_label" for t in cfg["tasks"].values()) else None
@@ -136,7 +136,7 @@ def load_split_ctc(data_dir, table, cfg, what, out_frames, text_file, train_aux=
     from mtlasr.datadir import read_table
     from mtlasr.nnet.seqdata import SequenceDataset
     from mtlasr.nnet.stream import FeatureSource, StreamSequenceDataset, dataset_source
-    from mtlasr.nnet.tasks import load_targets, source_path
+    from mtlasr.nnet.targets import load_targets, source_path
 
     stream = cfg["train"]["data"] == "stream"
     feats = dataset_source(data_dir, cfg["features"], stream)
@@ -244,7 +244,7 @@ def main(argv=None):
         logger.error("bad config: %s", error_text(e))
         return 1
     if args.list_inputs:
-        from mtlasr.nnet.tasks import source_path, task_input_files
+        from mtlasr.nnet.targets import source_path, task_input_files
 
         dirs = [d for d in (args.train_data, args.valid_data, args.extra_data) if d]
         files = task_input_files(cfg["tasks"], dirs)
@@ -358,7 +358,7 @@ def fit(args, cfg, train, valid, num_outputs, exp, device, rank, world_size):
     logger.info("model: %d parameters on %s%s", nparams, device,
                 f" (rank 0 of {world_size} processes; train.minibatch is per process)" if world_size > 1 else "")
     if args.count_flops:
-        from mtlasr.nnet.train import step_flops
+        from mtlasr.nnet.evaluate import step_flops
 
         flops, frames = step_flops(trainer.model, train, cfg["train"]["minibatch"], device, cfg["tasks"])
         logger.info("one training step: %.0f FLOPs for %d labelled frames", flops, frames)

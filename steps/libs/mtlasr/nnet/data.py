@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from .tasks import TaskTargets
+    from .targets import TaskTargets
 
 IGNORE = -100  # label of padding positions (ignored by the loss)
 
@@ -88,7 +88,7 @@ class ChunkDataset:
         without labels, or whose label count differs from T, are dropped and
         reported in ``skipped``.
       spec: chunk geometry.
-      aux: auxiliary task targets (:class:`mtlasr.nnet.tasks.TaskTargets`),
+      aux: auxiliary task targets (:class:`mtlasr.nnet.targets.TaskTargets`),
         task name -> targets; every kept utterance must have one.
 
     Raises: ValueError naming the task and utterance when a kept utterance

@@ -24,7 +24,7 @@ from .tasks import task_count
 
 def loss_counts(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
                 mask: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """How many terms each loss of :func:`mtlasr.nnet.train.task_losses` averages over on
+    """How many terms each loss of :func:`mtlasr.nnet.evaluate.task_losses` averages over on
     ``batch``: ``main``: ``mask.sum()`` (labelled frames; CTC: transcribed
     utterances); every auxiliary task: :func:`mtlasr.nnet.tasks.task_count`
     (counted frames, labels or pooled sequences).

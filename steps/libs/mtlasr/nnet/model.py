@@ -212,7 +212,7 @@ class AcousticModel(nn.Module):
 
     ``forward`` returns ``{"main": (B, T, num_pdfs) logits, <aux>: (B, T, K)}``;
     auxiliary heads are dropped at decoding, where only ``main`` is used
-    (``mtlasr.nnet.train.load_for_inference`` builds the model without them).
+    (``mtlasr.nnet.build.load_for_inference`` builds the model without them).
 
     Raises: ValueError for a fork layer outside 1..L.
     """

@@ -86,7 +86,7 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
 
     Args:
       model: an :class:`mtlasr.nnet.model.AcousticModel` (e.g. from
-        :func:`mtlasr.nnet.train.load_for_inference`); run in eval mode
+        :func:`mtlasr.nnet.build.load_for_inference`); run in eval mode
         under ``torch.no_grad`` (its mode is restored afterwards).
       cfg: its config; ``cfg["chunk"]`` gives the chunk geometry of a
         frame-level model; a CTC model (``cfg["model"]["criterion"] ==

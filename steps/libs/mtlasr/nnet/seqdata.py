@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 if False:  # pragma: no cover  (type checking only)
-    from .tasks import TaskTargets
+    from .targets import TaskTargets
 
 
 class SeqBatch(NamedTuple):
@@ -65,7 +65,7 @@ class SequenceDataset:
       feats: utterance -> ``(T, D) float32`` features.
       labels: utterance -> ``(U,) int64`` unit ids (no blanks).
       out_frames: T -> output frames T' of the encoder (its subsampling).
-      aux: task targets (:class:`mtlasr.nnet.tasks.TaskTargets`) of
+      aux: task targets (:class:`mtlasr.nnet.targets.TaskTargets`) of
         utterance-level kinds; every kept utterance must have one.
       untranscribed: utterances kept without labels (auxiliary tasks only).
       groups: utterance -> label for the curriculum (e.g. its language).

@@ -26,18 +26,17 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict
 
 import torch
-import torch.nn.functional as F
 
 from ..datadir import PathLike, atomic_open
-from .data import IGNORE, ChunkDataset
-from .model import AcousticModel
-from .config import DEFAULTS, curriculum_labels, stage_of
-from .seqdata import SeqBatch, SequenceDataset
+from .build import build_model, make_optimizer, portable_config
+from .config import curriculum_labels, stage_of
 from .ddp import loss_counts, share_losses, sum_over_ranks
-from .tasks import resolve_fork, step_lambdas, task_loss, task_weights
+from .evaluate import evaluate, task_losses, to_device
+from .seqdata import SequenceDataset
+from .tasks import step_lambdas, task_weights
 
 logger = logging.getLogger(__name__)
 
@@ -51,191 +50,10 @@ def lr_at(epoch: int, cfg_train: Dict[str, Any]) -> float:
     return cfg_train["lr_initial"] * ratio ** (epoch / (e - 1))
 
 
-def build_model(cfg: Dict[str, Any], input_dim: int, num_pdfs: int,
-                task_dims: Optional[Dict[str, int]] = None) -> AcousticModel:
-    """The acoustic model of a config, with a head for every task in ``task_dims``
-    (task name -> target dimension K; None or {} = main head only).
-
-    Raises: ValueError for a task whose fork layer does not exist.
-    """
-    from .encoders import build_encoder
-
-    m = cfg["model"]
-    encoder = build_encoder({**DEFAULTS["model"], **m}, input_dim)
-    aux, branches = {}, {}
-    for name, dim in (task_dims or {}).items():
-        spec = cfg["tasks"][name]
-        aux[name] = (resolve_fork(spec["fork"], len(encoder.layers), name), spec["hidden"], dim,
-                     spec["pooling"], spec["tau"], spec["grl"], spec["loss"] == "aam")
-        branches[name] = spec.get("branch", 0)
-    # a split of the last layer narrows the main head even where the splitting
-    # head itself is not built (decoding: load_for_inference)
-    split = {name: spec.get("split", 0) for name, spec in cfg["tasks"].items() if spec.get("split", 0)}
-    model = AcousticModel(input_dim, num_pdfs, aux=aux, encoder=encoder, branches=branches, split=split)
-    model.ctc_norm = m.get("ctc_norm", DEFAULTS["model"]["ctc_norm"])
-    return model
-
-
-def make_optimizer(model: torch.nn.Module, cfg_train: Dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam or SGD with momentum, per ``train.optimizer``.
-
-    Raises: ValueError for another name.
-    """
-    name = cfg_train["optimizer"]
-    if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg_train["lr_initial"],
-                                weight_decay=cfg_train["weight_decay"])
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg_train["lr_initial"],
-                               momentum=cfg_train["momentum"], weight_decay=cfg_train["weight_decay"])
-    raise ValueError(f"train.optimizer: unknown optimizer '{name}' (adam or sgd)")
-
-
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def to_device(batch, device: torch.device):
-    """A minibatch (chunk tuple ``(x, y, aux)`` or :class:`SeqBatch`) on ``device``."""
-    if isinstance(batch, SeqBatch):
-        return batch.to(device)
-    x, y, aux = batch
-    return x.to(device), y.to(device), {n: t.to(device) for n, t in aux.items()}
-
-
-def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
-                sl: Optional[slice] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-    """Forward pass and every task's loss on one minibatch, for either criterion.
-
-    Args:
-      batch: a :class:`SeqBatch` (CTC: see
-        :func:`mtlasr.nnet.ctc.ctc_task_losses`) or chunks ``(x, y, aux)``:
-        x ``(B, W, D)``, y ``(B, C)`` pdf labels (IGNORE = padding), aux:
-        task -> ``(B, C, K)`` targets; sl: the output positions that carry labels.
-    Returns: (main logits, task -> scalar loss, the mask of what the main
-    loss counts: chunks: the labelled frames ``(B, C)`` (``main`` = mean CE
-    per frame); CTC: the transcribed utterances ``(B,)``).
-    """
-    if isinstance(batch, SeqBatch):
-        from .ctc import ctc_task_losses
-
-        return ctc_task_losses(model, batch, cfg_tasks)
-    x, y, aux = batch
-    names = ["main"] + [n for n in aux]
-    mask = y != IGNORE
-    out = model(x, heads=names, out_slice=sl, mask=mask)
-    logits = out["main"]
-    losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
-    for n, target in aux.items():
-        losses[n] = task_loss(cfg_tasks[n], out[n], target, mask)
-    return logits, losses, mask
-
-
-def step_flops(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
-               cfg_tasks: Dict[str, Any]) -> Tuple[float, int]:
-    """The floating-point operations of one training step: forward and
-    backward of the main and every auxiliary loss on the first minibatch of
-    ``data``, counted by ``torch.utils.flop_counter`` (the matrix products:
-    LSTM gates and projections, heads; elementwise work is not counted).
-    The model's gradients and the torch RNG are left as they were.
-
-    Returns: (FLOPs, frames with labels in the minibatch); their ratio is the
-    cost per training frame, which does not depend on the machine.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    batch = to_device(next(data.minibatches(batch_size)), device)
-    rng = torch.get_rng_state()
-    with FlopCounterMode(display=False) as fc:
-        _, losses, mask = task_losses(model, batch, cfg_tasks, getattr(getattr(data, "spec", None), "out_slice", None))
-        sum(losses.values()).backward()
-    model.zero_grad(set_to_none=True)
-    torch.set_rng_state(rng)
-    return float(fc.get_total_flops()), int(mask.sum())
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device: torch.device,
-             cfg_tasks: Optional[Dict[str, Any]] = None, rank: int = 0, world_size: int = 1) -> Dict[str, float]:
-    """Main loss and accuracy on ``data``, and ``<task>_loss`` for every
-    auxiliary task ``data`` has targets for.
-
-    Chunks: frame cross-entropy (nats/frame) and frame accuracy. CTC: loss
-    in nats per utterance (per output unit with ``model.ctc_norm: token``),
-    and ``acc`` = 1 - the unit error rate of greedy (best-path) decoding,
-    with ``unit_errors`` / ``units``.
-
-    With ``world_size > 1`` (an initialised process group) each rank
-    evaluates every world_size-th minibatch and the sums are added up over
-    the ranks: every rank returns the figures of the whole of ``data``.
-    """
-    model.eval()
-    tot_loss, tot_correct, tot = 0.0, 0, 0
-    aux_tot: Dict[str, float] = {n: 0.0 for n in data.aux}
-    aux_n: Dict[str, int] = {n: 0 for n in data.aux}
-    sl = getattr(getattr(data, "spec", None), "out_slice", None)
-    ctc = isinstance(data, SequenceDataset)
-    unit_err = units = 0
-    for i, batch in enumerate(data.minibatches(batch_size)):
-        if i % world_size != rank:
-            continue
-        batch = to_device(batch, device)
-        logits, losses, mask = task_losses(model, batch, cfg_tasks or {}, sl)
-        aux = batch.aux if ctc else batch[2]
-        n = mask.sum().item()
-        tot_loss += losses["main"].item() * n
-        for k in aux_tot:
-            # labels unseen in training (-100) do not count
-            nk = int((mask & (aux[k] != IGNORE)).sum()) if aux[k].dtype == torch.int64 else n
-            aux_tot[k] += losses[k].item() * nk
-            aux_n[k] += nk
-        if ctc:
-            from .ctc import greedy_units, unit_errors
-
-            hyps = greedy_units(logits, model.output_lengths(batch.x_lens))
-            refs = [r[:n_].tolist() for r, n_ in zip(batch.y.cpu(), batch.y_lens.tolist()) if n_ > 0]
-            e, u = unit_errors([h for h, n_ in zip(hyps, batch.y_lens.tolist()) if n_ > 0], refs)
-            unit_err, units = unit_err + e, units + u
-        else:
-            y = batch[1]
-            tot_correct += (logits.argmax(-1)[mask] == y[mask]).sum().item()
-        tot += n
-    model.train()
-    if world_size > 1:
-        names = list(aux_tot)
-        vals = sum_over_ranks([tot_loss, tot_correct, tot, unit_err, units] + [aux_tot[k] for k in names]
-                              + [aux_n[k] for k in names], device)
-        tot_loss = vals[0]
-        tot_correct, tot, unit_err, units = (int(round(x)) for x in vals[1:5])
-        aux_tot = dict(zip(names, vals[5:5 + len(names)]))
-        aux_n = {k: int(round(x)) for k, x in zip(names, vals[5 + len(names):])}
-    acc = 1.0 - unit_err / max(units, 1) if ctc else tot_correct / max(tot, 1)
-    res = {"loss": tot_loss / max(tot, 1), "acc": acc, "frames": tot}
-    if ctc:
-        res.update(unit_errors=unit_err, units=units)
-    res.update({f"{k}_loss": v / aux_n[k] for k, v in aux_tot.items() if aux_n[k] > 0})
-    return res
-
-
-def portable_config(cfg: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
-    """The config a checkpoint keeps: for a wav2vec2 encoder, its network as
-    a complete ``Wav2Vec2Config`` (``model.w2v2_config``) and no
-    ``model.w2v2_dir``, so that the checkpoint rebuilds (decoding, probes,
-    ``train.init``) without the directory it started from; other configs
-    unchanged."""
-    if cfg["model"].get("encoder") != "wav2vec2":
-        return cfg
-    import copy
-
-    out = copy.deepcopy(cfg)
-    net = model.trunk.config.to_dict()
-    for k in ("transformers_version", "architectures", "_name_or_path", "model_type"):
-        net.pop(k, None)
-    out["model"]["w2v2_dir"] = ""
-    out["model"]["w2v2_config"] = net
-    return out
 
 
 class Trainer:
@@ -591,7 +409,7 @@ def plot_history(history: list, path: PathLike) -> None:
                    color="C1")
     ax[0].set_xlabel("epoch")
     ctc = bool(history) and "valid_ter" in history[0]
-    ax[0].set_ylabel("CTC loss (nats/utterance)" if ctc else "cross-entropy (nats/frame)")
+    ax[0].set_ylabel("CTC loss (nats, model.ctc_norm)" if ctc else "cross-entropy (nats/frame)")
     ax[0].legend()
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("valid greedy unit error rate (%)" if ctc else "valid frame accuracy (%)")
@@ -606,26 +424,3 @@ def plot_history(history: list, path: PathLike) -> None:
     for a in ax:
         a.grid(alpha=0.3)
     save(fig, path)
-
-
-def load_for_inference(path: PathLike, device: torch.device = torch.device("cpu"), heads: Sequence[str] = ()):
-    """Model in eval mode and its config from a checkpoint (``final.pt``).
-
-    Auxiliary heads are dropped except those named in ``heads`` (e.g. the
-    speaker head whose embeddings are scored): the model has the trunk,
-    ``main`` and those.
-
-    Raises: KeyError naming a head the checkpoint does not have.
-    """
-    st = torch.load(path, map_location=device, weights_only=False)
-    dims = st.get("task_dims") or {}
-    for h in heads:
-        if h not in dims:
-            raise KeyError(f"{path}: no head '{h}' (its auxiliary heads: {', '.join(dims) or 'none'})")
-    model = build_model(st["config"], st["input_dim"], st["num_pdfs"], {h: dims[h] for h in heads}).to(device)
-    kept = ("heads.main.",) + tuple(f"heads.{h}." for h in heads) + tuple(f"branches.{h}." for h in heads)
-    keep = {k: v for k, v in st["model"].items()
-            if not k.startswith(("heads.", "branches.")) or k.startswith(kept)}
-    model.load_state_dict(keep)
-    model.eval()
-    return model, st["config"]
