@@ -1,6 +1,6 @@
-"""Threads against cores: utils/run_local.sh warns when the jobs it runs at
-once times their --num-threads exceed the cores and gives each job its
-share in MTL_NUM_CORES; mtlasr.threads caps the Python programs' thread
+"""Threads against cores: utils/run_local.sh runs no more jobs at once than
+the cores hold (cores / --num-threads), warns when asked to run more, and
+gives each job its share in MTL_NUM_CORES; mtlasr.threads caps the Python programs' thread
 counts at it. The core count is faked through MTL_NUM_CORES.
 """
 
@@ -38,10 +38,11 @@ def run_local(tmp_path, *args, cores=None, env=None):
 
 @pytest.mark.parametrize("args,cores,warned,share", [
     (["JOB=1:2"], 2, False, "cores=1"),
-    (["JOB=1:4"], 2, True, "cores=1"),                                  # nj 4 x 1 thread on 2 cores
-    (["--num-threads", "2", "JOB=1:2"], 2, True, "cores=1"),            # the sample config's 2 threads, twice
+    (["JOB=1:4"], 2, False, "cores=1"),                                 # nj 4 on 2 cores: 2 at a time
+    (["--num-threads", "2", "JOB=1:2"], 2, False, "cores=2"),           # 2 threads each: one at a time
     (["--num-threads", "2", "JOB=1:2"], 4, False, "cores=2"),
-    (["--num-threads", "2", "--max-jobs-run", "1", "JOB=1:3"], 2, False, "cores=2"),
+    (["--max-jobs-run", "4", "JOB=1:4"], 2, True, "cores=1"),           # asked for more than the cores
+    (["--num-threads", "2", "--max-jobs-run", "2", "JOB=1:3"], 2, True, "cores=1"),
     (["--num-threads", "3", "JOB=1:1"], 2, True, "cores=2"),            # one job, more threads than cores
     (["--num-threads", "2", "--launcher", "env", "JOB=1:4"], 2, False, "cores=2"),  # a cluster allocates
 ])
@@ -54,10 +55,26 @@ def test_run_local_warns_when_jobs_times_threads_exceed_cores(tmp_path, args, co
         n = opt("--num-threads", 1)
         assert len(warnings) == 1, err
         assert f"{jobs} jobs at once x {n} thread(s) each = {jobs * n} threads on {cores} core(s)" in warnings[0]
-        assert "--nj" in warnings[0] and "--num-threads" in warnings[0] and str(tmp_path / "j.JOB.log") in warnings[0]
+        assert "--max-jobs-run" in warnings[0] and "--num-threads" in warnings[0]
+        assert str(tmp_path / "j.JOB.log") in warnings[0]
     else:
         assert not warnings, err
     assert shares == [share]
+
+
+@pytest.mark.parametrize("threads_each,cores,most", [(1, 2, 2), (2, 2, 1), (1, 3, 3), (2, 5, 2)])
+def test_run_local_runs_no_more_jobs_at_once_than_the_cores_hold(tmp_path, threads_each, cores, most):
+    """Without --max-jobs-run, the jobs beyond cores / --num-threads wait:
+    each job counts the jobs running beside it (a directory entry each)."""
+    live = tmp_path / "live"
+    live.mkdir()
+    body = f'touch {live}/JOB; ls {live} | wc -l > {tmp_path}/n.JOB; sleep 0.4; rm {live}/JOB'
+    e = dict(os.environ, MTL_NUM_CORES=str(cores))
+    p = subprocess.run(["bash", str(RUN_LOCAL), "--num-threads", str(threads_each), "JOB=1:6",
+                        str(tmp_path / "j.JOB.log"), body], cwd=ROOT, env=e, capture_output=True, text=True)
+    assert p.returncode == 0 and "WARNING" not in p.stderr, p.stderr
+    seen = [int((tmp_path / f"n.{j}").read_text()) for j in range(1, 7)]
+    assert max(seen) <= most, seen
 
 
 def test_run_local_cores_from_affinity_not_omp_num_threads(tmp_path):
@@ -66,7 +83,9 @@ def test_run_local_cores_from_affinity_not_omp_num_threads(tmp_path):
     n = len(os.sched_getaffinity(0))
     err, shares = run_local(tmp_path, f"JOB=1:{n}", env={"OMP_NUM_THREADS": "1"})
     assert "WARNING" not in err and shares == ["cores=1"]
-    err, _ = run_local(tmp_path, f"JOB=1:{n + 1}", env={"OMP_NUM_THREADS": "1"})
+    err, shares = run_local(tmp_path, "JOB=1:1", env={"OMP_NUM_THREADS": "1"})
+    assert "WARNING" not in err and shares == [f"cores={n}"]
+    err, _ = run_local(tmp_path, "--num-threads", str(n + 1), "JOB=1:1", env={"OMP_NUM_THREADS": "1"})
     assert f"on {n} core(s)" in err
 
 

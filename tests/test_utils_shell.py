@@ -308,7 +308,7 @@ def concurrency(events_file):
 def test_run_local_parallel_and_cap(tmp_path):
     ev = tmp_path / "events"
     body = f"echo start >> {ev}; sleep 1; echo end >> {ev}"
-    util("run_local.sh", "JOB=1:4", tmp_path / "a.JOB.log", body)
+    util("run_local.sh", "JOB=1:4", tmp_path / "a.JOB.log", body, env={"MTL_NUM_CORES": "4"})
     assert concurrency(ev) == 4
     ev.unlink()
     body = body.replace("sleep 1", "sleep 0.5")

@@ -12,16 +12,19 @@ argument by the index.  One command argument is run verbatim by bash (it may
 contain pipes); several are quoted one by one, so "ark:gunzip -c x.gz|"
 stays a single argument.  Each job's stdout and stderr go to its log file.
 Options:
-  --max-jobs-run N   run at most N jobs at once (default: all at once)
+  --max-jobs-run N   run at most N jobs at once (default: as many as the
+                     cores hold, cores / --num-threads, at least 1; the
+                     others wait for a free slot)
   --num-threads N    threads each job uses (default 1): checked against the
                      cores (see below); the job is not limited to them
   --mem X, --gpu N, --time X
                      accepted for compatibility with utils/slurm.sh; ignored
   --launcher CMD     run each job as: CMD bash -c <command> (used by
                      utils/slurm.sh; CMD is parsed by bash)
-Cores: when the jobs that run at once (the range, or --max-jobs-run) times
---num-threads exceed the cores, a warning says so (oversubscribed jobs can
-run many times slower). The cores are \$MTL_NUM_CORES if set, else nproc
+Cores: by default no more jobs run at once than the cores hold, so that
+jobs x --num-threads <= cores. When they would exceed the cores anyway
+(--max-jobs-run set higher, or one job with more threads than cores), a
+warning says so (oversubscribed jobs can run many times slower). The cores are \$MTL_NUM_CORES if set, else nproc
 (the CPU affinity of this process). Each job gets MTL_NUM_CORES set to its
 share: the cores divided by the jobs at once (at least 1), or with
 --launcher the --num-threads it was allocated; programs that set their
@@ -93,6 +96,11 @@ else
   cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 fi
 njobs=$((last - first + 1))
+if [ "$max_jobs_run" -eq 0 ] && [ -z "$launcher" ]; then
+  # as many at once as the cores hold; a cluster (--launcher) allocates its own
+  max_jobs_run=$((cores / num_threads))
+  [ "$max_jobs_run" -ge 1 ] || max_jobs_run=1
+fi
 at_once=$njobs
 [ "$max_jobs_run" -gt 0 ] && [ "$max_jobs_run" -lt "$njobs" ] && at_once=$max_jobs_run
 if [ -n "$launcher" ]; then
@@ -101,7 +109,8 @@ else
   if [ $((at_once * num_threads)) -gt "$cores" ]; then
     log "WARNING: $at_once jobs at once x $num_threads thread(s) each = $((at_once * num_threads)) threads" \
       "on $cores core(s) ($logfile); oversubscribed jobs can run many times slower. Run fewer jobs at once" \
-      "(--nj, or --max-jobs-run) or fewer threads (--num-threads), so that jobs x threads <= $cores" \
+      "(--max-jobs-run; by default as many as the cores hold) or fewer threads (--num-threads)," \
+      "so that jobs x threads <= $cores" \
       "(the cores: \$MTL_NUM_CORES, else nproc)"
   fi
   job_cores=$((cores / at_once))
