@@ -7,7 +7,9 @@ Usage:
 
 Reads <nnet-dir>/final.pt, config.yaml (feature options, chunk geometry) and
 ali_train_pdf.counts (priors). Each utterance is cut into the same chunks
-as in training (left context, label delay); only the main head is used.
+as in training (left context, label delay), or with ``chunk.carry`` (state
+carried from chunk to chunk in training) run whole with the label delay;
+only the main head is used.
 Writes ``(T, num_pdfs) float32`` matrices, log P(s|x) - log P(s)
 (Bourlard and Morgan, 1994).
 
@@ -47,7 +49,7 @@ def run(args):
     import torch
 
     from mtlasr.features import load_features
-    from mtlasr.nnet.data import ChunkSpec, log_priors, unchunk, utterance_chunks
+    from mtlasr.nnet.data import ChunkSpec, log_priors, utterance_output, utterance_input
     from mtlasr.nnet.build import load_for_inference
 
     torch.set_num_threads(args.num_threads)
@@ -64,8 +66,8 @@ def run(args):
     t0, frames = time.time(), 0
     with torch.no_grad(), ark_writer(args.out_ark) as w:
         for utt, x in feats.items():
-            out = model(utterance_chunks(x, spec).to(device), heads=["main"])["main"]
-            logp = torch.log_softmax(unchunk(out, spec, x.shape[0]).float().cpu(), dim=-1)
+            out = model(utterance_input(x, spec).to(device), heads=["main"])["main"]
+            logp = torch.log_softmax(utterance_output(out, spec, x.shape[0]).float().cpu(), dim=-1)
             w(utt, (logp - prior).numpy())
             frames += x.shape[0]
     logger.info("%d utterances, %d frames in %.1f s", len(feats), frames, time.time() - t0)

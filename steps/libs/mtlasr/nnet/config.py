@@ -45,7 +45,10 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "cls_token": False,        # a CLS token in front of the transformer (first+cls pooling)
         "freeze_feature_encoder": True,  # keep the CNN fixed (seed 003); false for random weights
     },
-    "chunk": {"chunk": 20, "left": 40, "delay": 5},   # criterion ce only
+    # criterion ce only: chunk labels per chunk, left frames of left context, the output
+    # delayed by delay frames (seed 000 sec. 5.2); carry: state carry-over, the LSTM state
+    # passed from chunk to chunk of an utterance (Kaldi nnet1 multi-stream training; left unused)
+    "chunk": {"chunk": 20, "left": 40, "delay": 5, "carry": False},
     # criterion ctc: whole utterances, batched by length
     "sequence": {
         "max_frames": 0,           # also cap a minibatch's padded frames (0 = no cap)
@@ -246,6 +249,15 @@ def check_model(cfg: Dict[str, Any]) -> None:
         raise ValueError(f"model.encoder: {m['encoder']} is bidirectional or non-causal and is trained on "
                          f"whole utterances: use it with model.criterion ctc (the chunked frame "
                          f"cross-entropy trainer needs lstmp)")
+    ch = cfg["chunk"]
+    for k in ("chunk", "left", "delay"):
+        if isinstance(ch[k], bool) or not isinstance(ch[k], int) or ch[k] < (1 if k == "chunk" else 0):
+            raise ValueError(f"chunk.{k}: must be an integer >= {1 if k == 'chunk' else 0}, got {ch[k]!r}")
+    if not isinstance(ch["carry"], bool):
+        raise ValueError(f"chunk.carry: must be true or false, got {ch['carry']!r}")
+    if ch["carry"] and ch["delay"] >= ch["chunk"]:
+        raise ValueError(f"chunk.carry: the label delay ({ch['delay']}) must be shorter than the chunk "
+                         f"({ch['chunk']}), or an utterance's first chunk has no label")
     if m["criterion"] == "ctc":
         for name, t in cfg["tasks"].items():
             if t["targets"] in ("frame_label", "frame_vector"):

@@ -13,27 +13,37 @@ import torch.nn.functional as F
 
 from .data import IGNORE, ChunkDataset
 from .ddp import sum_over_ranks
+from .model import LstmState
 from .seqdata import SeqBatch, SequenceDataset
 from .tasks import task_loss
 
 
 def to_device(batch, device: torch.device):
-    """A minibatch (chunk tuple ``(x, y, aux)`` or :class:`SeqBatch`) on ``device``."""
+    """A minibatch (chunk tuple ``(x, y, aux)``, with state carry-over
+    ``(x, y, aux, reset)``, or :class:`SeqBatch`) on ``device``."""
     if isinstance(batch, SeqBatch):
         return batch.to(device)
-    x, y, aux = batch
-    return x.to(device), y.to(device), {n: t.to(device) for n, t in aux.items()}
+    x, y, aux = batch[:3]
+    return (x.to(device), y.to(device), {n: t.to(device) for n, t in aux.items()}) + tuple(
+        t.to(device) for t in batch[3:])
 
 
 def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
-                sl: Optional[slice] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+                sl: Optional[slice] = None, state: Optional[LstmState] = None
+                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
     """Forward pass and every task's loss on one minibatch, for either criterion.
 
     Args:
       batch: a :class:`SeqBatch` (CTC: see
         :func:`mtlasr.nnet.ctc.ctc_task_losses`) or chunks ``(x, y, aux)``:
         x ``(B, W, D)``, y ``(B, C)`` pdf labels (IGNORE = padding), aux:
-        task -> ``(B, C, K)`` targets; sl: the output positions that carry labels.
+        task -> ``(B, C, K)`` targets; with state carry-over a fourth item,
+        reset ``(B,) bool`` (the streams that start an utterance); sl: the
+        output positions that carry labels.
+      state: the state carried over from the previous chunks
+        (:class:`~mtlasr.nnet.model.LstmState`): its ``reset`` rows are
+        zeroed, then it starts this batch and is replaced by the state at
+        its end (None: zero initial states).
     Returns: (main logits, task -> scalar loss, the mask of what the main
     loss counts: chunks: the labelled frames ``(B, C)`` (``main`` = mean CE
     per frame); CTC: the transcribed utterances ``(B,)``).
@@ -42,10 +52,14 @@ def task_losses(model: torch.nn.Module, batch, cfg_tasks: Dict[str, Any],
         from .ctc import ctc_task_losses
 
         return ctc_task_losses(model, batch, cfg_tasks)
-    x, y, aux = batch
+    x, y, aux = batch[:3]
     names = ["main"] + [n for n in aux]
     mask = y != IGNORE
-    out = model(x, heads=names, out_slice=sl, mask=mask)
+    kw = {}
+    if state is not None:
+        state.reset(batch[3])
+        kw["state"] = state
+    out = model(x, heads=names, out_slice=sl, mask=mask, **kw)
     logits = out["main"]
     losses = {"main": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)}
     for n, target in aux.items():
@@ -87,9 +101,14 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     and ``acc`` = 1 - the unit error rate of greedy (best-path) decoding,
     with ``unit_errors`` / ``units``.
 
+    With state carry-over (``data.spec.carry``) the chunks of each
+    utterance are evaluated in order, the state carried from chunk to
+    chunk: the outputs of the whole utterance.
+
     With ``world_size > 1`` (an initialised process group) each rank
-    evaluates every world_size-th minibatch and the sums are added up over
-    the ranks: every rank returns the figures of the whole of ``data``.
+    evaluates every world_size-th minibatch (state carry-over: its own
+    streams of every step) and the sums are added up over the ranks: every
+    rank returns the figures of the whole of ``data``.
     """
     model.eval()
     tot_loss, tot_correct, tot = 0.0, 0, 0
@@ -98,11 +117,15 @@ def evaluate(model: torch.nn.Module, data: ChunkDataset, batch_size: int, device
     sl = getattr(getattr(data, "spec", None), "out_slice", None)
     ctc = isinstance(data, SequenceDataset)
     unit_err = units = 0
-    for i, batch in enumerate(data.minibatches(batch_size)):
-        if i % world_size != rank:
+    carry = bool(getattr(getattr(data, "spec", None), "carry", False))
+    state = LstmState() if carry else None
+    batches = data.minibatches(batch_size, rank=rank, world_size=world_size) if carry else (
+        b for i, b in enumerate(data.minibatches(batch_size)) if i % world_size == rank)
+    for batch in batches:
+        if batch is None:  # (carry, world_size > 1) this rank's streams have run out
             continue
         batch = to_device(batch, device)
-        logits, losses, mask = task_losses(model, batch, cfg_tasks or {}, sl)
+        logits, losses, mask = task_losses(model, batch, cfg_tasks or {}, sl, state)
         aux = batch.aux if ctc else batch[2]
         n = mask.sum().item()
         tot_loss += losses["main"].item() * n

@@ -43,19 +43,51 @@ class LstmTrunk(nn.Module):
         return lengths
 
     def forward(self, x: torch.Tensor, upto: Optional[int] = None,
-                lengths: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+                lengths: Optional[torch.Tensor] = None, state: Optional["LstmState"] = None) -> List[torch.Tensor]:
         """Args: x ``(B, T, D)``; upto: stop after this many layers (default
         all); lengths: unused (a unidirectional LSTM's valid outputs do not
-        depend on right padding).
+        depend on right padding); state: the layers' initial states, replaced
+        by their final ones (state carry-over; None: zero initial states).
         Returns each computed layer's output ``(B, T, output_dim)``."""
         outs = []
         h = x
         for i, layer in enumerate(self.layers[:upto]):
-            h, _ = layer(h)
+            hc = None if state is None else state.hc.get(i)
+            h, hc = layer(h) if hc is None else layer(h, hc)
+            if state is not None:
+                state.hc[i] = hc
             outs.append(h)
             if i + 1 < len(self.layers):
                 h = self.dropout(h)
         return outs
+
+
+class LstmState:
+    """The recurrent state an :class:`LstmTrunk` carries from one chunk to
+    the next (state carry-over, ``chunk.carry``; Kaldi nnet1's multi-stream
+    training): per layer, ``(h (1, B, P), c (1, B, H))`` float32 (P the
+    projection size, else H), missing before the first chunk (zero).
+    A plain class (not a dataclass), so that DistributedDataParallel
+    passes it to the model as it is, and the model's updates reach the
+    caller."""
+
+    def __init__(self):
+        self.hc: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Zero the state of the streams ``rows`` ``(B,) bool`` (those that
+        start a new utterance). Raises ValueError when B is not the state's
+        batch size."""
+        for i, (h, c) in self.hc.items():
+            if h.shape[1] != rows.shape[0]:
+                raise ValueError(f"state carry-over: a batch of {rows.shape[0]} streams, the state has {h.shape[1]}")
+            keep = (~rows.to(h.device))[None, :, None].to(h.dtype)
+            self.hc[i] = (h * keep, c * keep)
+
+    def detach(self) -> None:
+        """Cut the graph behind the state (truncated back-propagation
+        through time at the chunk boundary)."""
+        self.hc = {i: (h.detach(), c.detach()) for i, (h, c) in self.hc.items()}
 
 
 class _GradReverse(torch.autograd.Function):
@@ -279,7 +311,8 @@ class AcousticModel(nn.Module):
 
     def forward(self, x: torch.Tensor, heads: Optional[List[str]] = None, out_slice: Optional[slice] = None,
                 mask: Optional[torch.Tensor] = None,
-                lengths: Optional[torch.Tensor] = None, embed: bool = False) -> Dict[str, torch.Tensor]:
+                lengths: Optional[torch.Tensor] = None, embed: bool = False,
+                state: Optional[LstmState] = None) -> Dict[str, torch.Tensor]:
         """Args: x ``(B, T, D)``; heads: names to compute (default all);
         out_slice: keep only these time positions ``T'`` (the labelled ones);
         mask: ``(B, T')`` frames that pooled heads pool over; lengths:
@@ -287,7 +320,9 @@ class AcousticModel(nn.Module):
         head pools over the valid frames of its own fork layer, and ``mask``
         is not used); embed: auxiliary heads return :meth:`Head.embed`
         (what their output layer reads: ``(B, E)`` pooled embeddings, e.g.
-        speaker embeddings) instead of their outputs.
+        speaker embeddings) instead of their outputs; state: the
+        recurrent state carried over from the previous chunk, updated in
+        place (:class:`LstmState`; LSTMP encoder only).
         Returns: name -> ``(B, T', K)`` (``(B, K)`` for pooled heads)."""
         from .encoders import length_mask
 
@@ -303,7 +338,14 @@ class AcousticModel(nn.Module):
             kw["return_prefix"] = True
         if branched:  # the states where the branches leave the shared layers
             kw["keep_states"] = sorted({self.branch_at[n] for n in branched})
-        res = self.trunk(x, upto=upto, lengths=lengths, **kw)
+        if state is not None:
+            if not isinstance(self.trunk, LstmTrunk):
+                raise ValueError("state carry-over (chunk.carry) needs the lstmp encoder")
+            upto = len(self.trunk.layers)  # every layer, so that the state of each moves on
+            res = self.trunk(x, upto=upto, lengths=lengths, state=state)
+            kw = {}
+        else:
+            res = self.trunk(x, upto=upto, lengths=lengths, **kw)
         layer_outs = res[0] if kw else res
         prefix = res[1] if first else None
         states = res[-1] if branched else None

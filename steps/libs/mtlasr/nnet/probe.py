@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import ChunkSpec, unchunk, utterance_chunks
+from .data import ChunkSpec, utterance_output, utterance_input
 from .tasks import resolve_fork
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ def layer_representations(model: nn.Module, cfg: Mapping, feats: Mapping[str, np
                     outs = [h[0] for h in model.trunk(torch.from_numpy(x32)[None].to(device), upto=upto,
                                                      lengths=torch.tensor([t], device=device))]
                 else:
-                    outs = [unchunk(h, spec, t) for h in
-                            model.trunk(utterance_chunks(x32, spec).to(device), upto=upto)]
+                    outs = [utterance_output(h, spec, t) for h in
+                            model.trunk(utterance_input(x32, spec).to(device), upto=upto)]
                 for lay in out:
                     out[lay][utt] = np.array(x32) if lay == 0 else outs[lay - 1].float().cpu().numpy()
     finally:

@@ -286,7 +286,7 @@ class StreamChunkDataset(ChunkDataset):
             self.labels.append(compact_labels(y))
             lengths.append(t)
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.chunks = -(-self.lengths // spec.chunk)  # chunks per utterance
+        self.chunks = -(-(self.lengths + (spec.delay if spec.carry else 0)) // spec.chunk)  # chunks per utterance
         self.num_frames = int(self.lengths.sum())
         self.feats = LazyFeatures(source, self.utts)
 
@@ -325,9 +325,20 @@ class StreamChunkDataset(ChunkDataset):
         the last step has no minibatch left for it (as ``ChunkDataset``; the
         trainer gives that step zero weight).
 
+        With ``spec.carry``: :meth:`ChunkDataset.carry_minibatches
+        <mtlasr.nnet.data.ChunkDataset.carry_minibatches>`, holding the
+        features of the streams' current utterances only (each read once
+        per epoch, when its stream starts it; ``buffer_frames`` is not used).
+
         Raises: ValueError or KeyError from :meth:`FeatureSource.__getitem__`
         when an utterance cannot be read (naming it and its ark).
         """
+        if self.spec.carry:
+            try:
+                yield from self.carry_minibatches(batch_size, seed, rank, world_size)
+            finally:
+                self.feats.window.clear()
+            return
         n = len(self)
         nb = -(-n // batch_size)
         usable = nb
@@ -364,6 +375,14 @@ class StreamChunkDataset(ChunkDataset):
                 yield None
         finally:
             window.clear()
+
+
+    def _hold(self, utts: set) -> None:
+        window = self.feats.window
+        for i in [i for i in window if i not in utts]:
+            del window[i]
+        for i in sorted(utts - set(window)):
+            window[i] = self.source[self.utts[i]]
 
 
 class StreamSequenceDataset(SequenceDataset):

@@ -79,16 +79,17 @@ class TaskTargets:
 
     def chunk(self, utt: str, start: int, length: int, num_frames: int) -> np.ndarray:
         """Targets of frames ``start .. start + length - 1`` as ``(length, K) float32``
-        (labels: ``(length,) int64``); frames past the end repeat the last
+        (labels: ``(length,) int64``); frames outside the utterance (past the
+        end, or before the start: a negative ``start``) repeat the nearest
         frame's target (their loss is masked)."""
         v = self.values[utt]
         if v.ndim == 0:
             return np.full(length, v, dtype=np.int64)
+        frames = np.clip(np.arange(start, start + length), 0, num_frames - 1)
         if self.kind == "frame_label":
-            return v[np.minimum(np.arange(start, start + length), num_frames - 1)]
+            return v[frames]
         if v.ndim == 1:
             return np.broadcast_to(v, (length, self.dim))
-        frames = np.minimum(np.arange(start, start + length), num_frames - 1)
         return v[np.minimum(frames // self.period, v.shape[0] - 1)]
 
 

@@ -35,6 +35,7 @@ from .build import build_model, make_optimizer, portable_config
 from .config import curriculum_labels, stage_of
 from .ddp import loss_counts, share_losses, sum_over_ranks
 from .evaluate import evaluate, task_losses, to_device
+from .model import LstmState
 from .seqdata import SequenceDataset
 from .tasks import step_lambdas, task_weights
 
@@ -216,9 +217,11 @@ class Trainer:
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size, **kw)
             else:
-                num_batches = -(-math.ceil(len(self.train) / tc["minibatch"]) // self.world_size)
+                num_batches = self.train.num_minibatches(tc["minibatch"], seed, self.world_size)
                 batches = self.train.minibatches(tc["minibatch"], seed=seed, rank=self.rank,
                                                  world_size=self.world_size)
+            # chunk.carry: the LSTM state carried from each stream's chunk to its next
+            state = LstmState() if not ctc and self.train.spec.carry else None
             for batch in batches:
                 self._set_encoder_frozen(self.updates < tc["freeze_encoder_updates"])
                 empty = batch is None   # (world_size > 1) no batch for this rank in this step
@@ -228,7 +231,7 @@ class Trainer:
                 for n, spec in tasks.items():
                     if spec["grl"]:
                         self.model.heads[n].grl_scale = lambdas[n]
-                _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl)
+                _, losses, mask = task_losses(self.ddp_model, batch, tasks, sl, None if empty else state)
                 if self.world_size > 1:
                     counts = self._counts(batch, mask, empty)
                 if ctc and tc["batching"] == "disjoint":
@@ -265,6 +268,8 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc["grad_clip"])
                     self.opt.step()
                     self.updates += 1
+                if state is not None:
+                    state.detach()
                 n = 0 if empty else int(mask.sum())
                 na = len(batch.utts) if ctc and not empty else n
                 if ctc and tc["batching"] == "disjoint":
