@@ -2,7 +2,8 @@
 --standalone --nproc_per_node 2 -m mtlasr.bin.train_nnet`` (torchrun) with
 gloo on CPU, one thread per process, on tiny data dirs built here.
 
-For the chunked cross-entropy trainer (two auxiliary tasks: a pooled
+For the chunked cross-entropy trainer, with and without state carry-over
+(chunk.carry), (two auxiliary tasks: a pooled
 adversarial speaker head on a ramp, a per-frame speaker head with dynamic
 weights) and for CTC (disjoint speech and speaker batches, cropped speaker
 segments, a pooled speaker head with dynamic weights, the encoder frozen
@@ -56,7 +57,7 @@ CTC_SETS = SMALL + [
     "sequence.crop_untranscribed=12",
     "tasks.spk.targets=utt_label", "tasks.spk.source={data}/utt2spk", "tasks.spk.loss=aam",
     "tasks.spk.pooling=mean", "tasks.spk.schedule=dynamic"]
-B = {"ce": 5, "ctc": 3}  # minibatch per process (chunks, utterances)
+B = {"ce": 5, "ce_carry": 5, "ctc": 3}  # minibatch per process (chunks, utterances)
 
 
 def _write_data(d: Path, utts: dict, spk: dict, text: dict = None) -> None:
@@ -131,12 +132,13 @@ def train(data: Path, crit: str, exp: Path, nproc: int, minibatch: int):
     Raises: AssertionError showing the end of the log when training fails."""
     from mtlasr.bin import train_nnet
 
-    sets = CE_SETS if crit == "ce" else CTC_SETS
+    sets = {"ce": CE_SETS, "ce_carry": CE_SETS + ["chunk.carry=true"], "ctc": CTC_SETS}[crit]
+    ce = crit != "ctc"
     args = ["--device", "cpu", "--valid-data", str(data / "valid")]
-    args += ["--valid-ali", str(data / "ali")] if crit == "ce" else ["--extra-data", str(data / "extra")]
+    args += ["--valid-ali", str(data / "ali")] if ce else ["--extra-data", str(data / "extra")]
     for s in sets + [f"train.minibatch={minibatch}"]:
         args += ["--set", s]
-    args += [str(data / "train"), str(data / ("ali" if crit == "ce" else "lang")), str(exp)]
+    args += [str(data / "train"), str(data / ("ali" if ce else "lang")), str(exp)]
     if nproc == 1:
         assert train_nnet.main(args) == 0
         return None
@@ -208,15 +210,16 @@ def test_shards_of_a_step_make_the_global_minibatch():
     assert empty > 0  # steps in which a rank had no batch were seen (chunks: 29 batches of 5)
 
 
-@pytest.mark.parametrize("crit", ["ce", "ctc"])
+@pytest.mark.parametrize("crit", ["ce", "ce_carry", "ctc"])
 def test_two_processes_equal_one_with_the_global_batch(data, tmp_path, crit):
     one, two = tmp_path / "one", tmp_path / "two"
     train(data, crit, one, 1, 2 * B[crit])
     p2 = train(data, crit, two, 2, B[crit])
-    # an odd number of batches: in the last step (speech, speaker) rank 1 has none
-    n = batches_per_epoch(p2.stderr, crit, B[crit])
-    assert all(k % 2 == 1 for k in n), n
-    assert f"epoch 2 batch {(n[0] + 1) // 2}/{(n[0] + 1) // 2}:" in p2.stderr
+    if crit != "ce_carry":  # (ce_carry: each rank its 5 of the 10 streams of every step)
+        # an odd number of batches: in the last step (speech, speaker) rank 1 has none
+        n = batches_per_epoch(p2.stderr, crit, B[crit])
+        assert all(k % 2 == 1 for k in n), n
+        assert f"epoch 2 batch {(n[0] + 1) // 2}/{(n[0] + 1) // 2}:" in p2.stderr
     a, b = weights(one / "epoch-2.pt"), weights(two / "epoch-2.pt")
     assert sorted(a) == sorted(b)
     for k in a:  # (measured: differences of at most 1.5e-7; without the count weighting 1e-2)
@@ -228,7 +231,7 @@ def test_two_processes_equal_one_with_the_global_batch(data, tmp_path, crit):
     # (and the valid loss of a task whose evaluate() weighting is exact; a pooled chunk head's valid
     # loss is its per-batch mean weighted by frames, which depends on the minibatch size)
     keys = ["train_loss", "train_frames", "valid_loss", "valid_acc",
-            {"ce": "valid_frm_loss", "ctc": "valid_spk_loss"}[crit]]
+            {"ce": "valid_frm_loss", "ce_carry": "valid_frm_loss", "ctc": "valid_spk_loss"}[crit]]
     for ra, rb in zip(ha, hb):
         for key in keys:
             assert rb[key] == pytest.approx(ra[key], rel=1e-5), key
