@@ -29,8 +29,8 @@ frames, as conf/lstm_sample.yaml's chunking): the trunk of --layers layers
 pdfs on the last --chunk positions, the mean cross-entropy, backward, and
 an Adam step. The variants:
 
-  torch_lstmp          the model as trained now: torch.nn.LSTM(D, H, proj_size=P, batch_first=True) per layer
-                       (mtlasr.nnet.model.LstmTrunk itself).
+  torch_lstmp          torch.nn.LSTM(D, H, proj_size=P, batch_first=True) per layer
+                       (mtlasr.nnet.model.LstmTrunk with model.lstm_impl torch; the trainer before 2026-11-22).
   onednn_lstm_linear   torch.nn.LSTM(D, H) without projection (oneDNN's fused LSTM on CPU), then
                        nn.Linear(H, P) per layer. A DIFFERENT model: the projection is outside the recurrence
                        (the recurrence sees the H-dim output), more parameters and FLOPs.
@@ -44,7 +44,8 @@ an Adam step. The variants:
                        column: about 1.5 min on 2 shared cores for the sample sizes, a few seconds once inductor's
                        cache (/tmp/torchinductor_$USER) holds the graphs.
   jit_lstmp            loop_lstmp under torch.jit.script (deprecated in torch 2.13: a DeprecationWarning).
-  bptt_lstmp           the same equations with a hand-written backward (LstmpFunction: backpropagation through
+  bptt_lstmp           the trainer's default on CPU (model.lstm_impl auto): the same equations with a
+                       hand-written backward (mtlasr.nnet.lstmp.LstmpFunction: backpropagation through
                        time in a loop of 6 operators per step, the weight gradients as single matrix products
                        over all time steps afterwards), no autograd graph per time step. First-order gradients
                        only (no double backward).
@@ -97,6 +98,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "steps" / "libs"))
+from mtlasr.nnet.lstmp import LstmpFunction  # noqa: E402
 
 VARIANTS = ("torch_lstmp", "onednn_lstm_linear", "native_lstm_linear", "loop_lstmp", "loop_lstmp_compiled",
             "jit_lstmp", "bptt_lstmp")
@@ -177,83 +179,13 @@ def lstmp_loop(x, w_ih, w_hh, b_ih, b_hh, w_hr):
     return torch.stack(outs, 1)
 
 
-class LstmpFunction(torch.autograd.Function):
-    """lstmp_loop's function with a hand-written backward (backpropagation
-    through time), without an autograd graph per time step. Forward: per
-    time step addmm, sigmoid, tanh, mul, addcmul, tanh, mul, mm into
-    preallocated time-major buffers. Backward: per time step addmm (dh), mm
-    (dm), mul and addcmul (dc), two muls (the gates' gradients), with the
-    gates' derivatives computed for all time steps at once before the loop;
-    the weight and input gradients are single matrix products over all
-    time steps after it.
-
-    apply(x, w_ih, w_hh, b_ih, b_hh, w_hr): shapes as lstmp_loop; returns
-    h ``(B, T, P)``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_hr):
-        bsz, steps, _ = x.shape
-        n_p, n_h = w_hr.shape
-        xt = x.transpose(0, 1).contiguous()  # (T, B, D)
-        gx = torch.addmm(b_ih + b_hh, xt.view(steps * bsz, -1), w_ih.t()).view(steps, bsz, 4 * n_h)
-        act = torch.empty_like(gx)  # the activated gates i, f, g, o
-        c = x.new_zeros(steps + 1, bsz, n_h)  # c[t + 1] = c_t, c[0] = 0
-        tc = x.new_empty(steps, bsz, n_h)  # tanh(c_t)
-        m = x.new_empty(steps, bsz, n_h)  # o * tanh(c_t)
-        h = x.new_zeros(steps + 1, bsz, n_p)  # h[t + 1] = h_t, h[0] = 0
-        w_hh_t, w_hr_t = w_hh.t(), w_hr.t()
-        i_sl, f_sl, g_sl, o_sl = (slice(k * n_h, (k + 1) * n_h) for k in range(4))
-        for t in range(steps):
-            gates = torch.addmm(gx[t], h[t], w_hh_t)
-            a = act[t]
-            torch.sigmoid(gates, out=a)
-            torch.tanh(gates[:, g_sl], out=a[:, g_sl])
-            torch.addcmul(a[:, f_sl] * c[t], a[:, i_sl], a[:, g_sl], out=c[t + 1])
-            torch.tanh(c[t + 1], out=tc[t])
-            torch.mul(a[:, o_sl], tc[t], out=m[t])
-            torch.mm(m[t], w_hr_t, out=h[t + 1])
-        ctx.save_for_backward(xt, w_ih, w_hh, w_hr, act, c, tc, m, h)
-        return h[1:].transpose(0, 1)
-
-    @staticmethod
-    def backward(ctx, grad_h):
-        xt, w_ih, w_hh, w_hr, act, c, tc, m, h = ctx.saved_tensors
-        steps, bsz, n_h4 = act.shape
-        n_h = n_h4 // 4
-        dy = grad_h.transpose(0, 1)  # (T, B, P)
-        # The gates' derivatives for all time steps: dc_t reaches the pre-activations of i, f, g through
-        # [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)], dm_t reaches o's through tanh(c_t) o (1 - o) and
-        # dc_t through o (1 - tanh(c_t)^2).
-        i, f, g, o = act.chunk(4, 2)
-        coef = torch.cat([g * i * (1 - i), c[:-1] * f * (1 - f), i * (1 - g * g)], 2).view(steps, bsz, 3, n_h)
-        o_coef = tc * o * (1 - o)
-        dc_coef = o * (1 - tc * tc)
-        dgates = act.new_empty(steps, bsz, n_h4)
-        dh = act.new_empty(dy.shape)  # dL/dh_t: from the output and from the next step's gates
-        dc = None
-        for t in range(steps - 1, -1, -1):
-            if t + 1 < steps:
-                torch.addmm(dy[t], dgates[t + 1], w_hh, out=dh[t])
-            else:
-                dh[t] = dy[t]
-            dm = torch.mm(dh[t], w_hr)
-            dc = dm * dc_coef[t] if dc is None else torch.addcmul(dc * f[t + 1], dm, dc_coef[t])
-            torch.mul(dc.unsqueeze(1), coef[t], out=dgates[t, :, :3 * n_h].view(bsz, 3, n_h))
-            torch.mul(dm, o_coef[t], out=dgates[t, :, 3 * n_h:])
-        dg2 = dgates.view(steps * bsz, n_h4)
-        grad_x = torch.mm(dg2, w_ih).view(steps, bsz, -1).transpose(0, 1) if ctx.needs_input_grad[0] else None
-        grad_w_ih = torch.mm(dg2.t(), xt.view(steps * bsz, -1))
-        grad_w_hh = torch.mm(dg2.t(), h[:-1].reshape(steps * bsz, -1))
-        grad_b = dg2.sum(0)
-        grad_w_hr = torch.mm(dh.view(steps * bsz, -1).t(), m.view(steps * bsz, n_h))
-        return grad_x, grad_w_ih, grad_w_hh, grad_b, grad_b.clone(), grad_w_hr
-
-
 def lstmp_bptt(x, w_ih, w_hh, b_ih, b_hh, w_hr):
-    """lstmp_loop's function (same shapes) through LstmpFunction, the
-    hand-written backward."""
-    return LstmpFunction.apply(x, w_ih, w_hh, b_ih, b_hh, w_hr)
+    """lstmp_loop's function (same shapes, zero initial state) through
+    mtlasr.nnet.lstmp.LstmpFunction, the hand-written backward the trainer
+    uses (model.lstm_impl auto)."""
+    bsz = x.shape[0]
+    h0, c0 = x.new_zeros(bsz, w_hr.shape[0]), x.new_zeros(bsz, w_hr.shape[1])
+    return LstmpFunction.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,7 +272,7 @@ def build(variant, args):
     from mtlasr.nnet.model import LstmTrunk
 
     torch.manual_seed(args.seed)
-    base = LstmTrunk(args.input_dim, args.layers, args.cell, args.proj)
+    base = LstmTrunk(args.input_dim, args.layers, args.cell, args.proj, impl="torch")
     head = nn.Linear(args.proj, args.num_pdfs)
     if variant == "torch_lstmp":
         trunk = base

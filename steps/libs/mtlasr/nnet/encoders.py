@@ -208,7 +208,7 @@ def build_encoder(m: dict, input_dim: int) -> nn.Module:
 
     kind = m["encoder"]
     if kind == "lstmp":
-        return LstmTrunk(input_dim, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"])
+        return LstmTrunk(input_dim, m["num_layers"], m["cell_dim"], m["proj_dim"], m["dropout"], m["lstm_impl"])
     if kind == "conv_blstm":
         return ConvBlstmEncoder(input_dim, m["num_layers"], m["cell_dim"], m["conv_channels"], m["conv_dim"],
                                 m["subsampling"], m["dropout"])

@@ -24,11 +24,18 @@ class LstmTrunk(nn.Module):
       num_layers, cell_dim, proj_dim: layer count, LSTM cells, projection size
         (``proj_dim = 0`` gives plain LSTMs whose output size is ``cell_dim``).
       dropout: dropout between layers (not after the last).
+      impl: ``auto``: a layer with a projection computes its training pass
+        on CPU (gradients enabled) with :func:`mtlasr.nnet.lstmp.lstmp_layer`
+        (the same function, a hand-written backward, faster); ``torch``:
+        always ``nn.LSTM``'s own. The parameters are ``nn.LSTM``'s either way.
     """
 
     def __init__(self, input_dim: int, num_layers: int = 3, cell_dim: int = 1024,
-                 proj_dim: int = 256, dropout: float = 0.0):
+                 proj_dim: int = 256, dropout: float = 0.0, impl: str = "auto"):
         super().__init__()
+        if impl not in ("auto", "torch"):
+            raise ValueError(f"model.lstm_impl: '{impl}' is not auto or torch")
+        self.impl = impl
         self.output_dim = proj_dim if proj_dim > 0 else cell_dim
         self.output_dims = [self.output_dim] * num_layers
         self.subsampling = 1
@@ -51,9 +58,16 @@ class LstmTrunk(nn.Module):
         Returns each computed layer's output ``(B, T, output_dim)``."""
         outs = []
         h = x
+        from .lstmp import lstmp_layer
+
+        own = (self.impl == "auto" and torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] > 0
+               and self.layers[0].proj_size > 0)
         for i, layer in enumerate(self.layers[:upto]):
             hc = None if state is None else state.hc.get(i)
-            h, hc = layer(h) if hc is None else layer(h, hc)
+            if own:
+                h, hc = lstmp_layer(layer, h, hc)
+            else:
+                h, hc = layer(h) if hc is None else layer(h, hc)
             if state is not None:
                 state.hc[i] = hc
             outs.append(h)
