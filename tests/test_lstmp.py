@@ -1,5 +1,5 @@
 """The LSTMP training pass with the hand-written backward
-(mtlasr.nnet.lstmp, model.lstm_impl auto): outputs, final state and the
+(mtlasr.nnet.lstmp, model.lstm_impl bptt): outputs, final state and the
 gradients of the input, the initial state and all five weights equal
 torch.nn.LSTM(proj_size)'s, and finite differences; the trunk uses it
 only where it should (training on CPU with a projection) and trains the
@@ -66,7 +66,7 @@ def test_layer_refuses_what_it_does_not_compute():
 
 def trunks():
     torch.manual_seed(2)
-    a = LstmTrunk(5, 2, 8, 4, impl="auto")
+    a = LstmTrunk(5, 2, 8, 4, impl="bptt")
     b = LstmTrunk(5, 2, 8, 4, impl="torch")
     b.load_state_dict(a.state_dict())
     return a, b
@@ -86,7 +86,7 @@ def test_trunk_uses_it_only_for_training_on_cpu(monkeypatch):
         a(x)
     b(x)
     assert len(calls) == 2  # not without gradients, not with impl torch
-    with pytest.raises(ValueError, match="model.lstm_impl: 'fast' is not auto or torch"):
+    with pytest.raises(ValueError, match="model.lstm_impl: 'fast' is not torch or bptt"):
         LstmTrunk(5, 1, 4, 2, impl="fast")
     with pytest.raises(ValueError, match="model.lstm_impl"):
         load_config(None, ["model.lstm_impl=fast"])

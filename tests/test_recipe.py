@@ -228,3 +228,24 @@ def test_aux_lambda_for_an_undeclared_task_names_it(recipe, tmp_path):
     assert p.returncode != 0
     assert "no task 'other' is declared" in p.stderr and "(declared: ivector)" in p.stderr, p.stderr[-2000:]
     assert not (recipe / "exp/bad/epoch-1.pt").exists()
+
+
+def test_carry_comparison_table(recipe):
+    """local/run_carry.sh: chunks and state carry-over trained, decoded and
+    scored per seed; the table has both rows with PER and labels/s, the
+    carry-over row with its ratio to the chunks'."""
+    sh("local/run_carry.sh --seeds 0 --threads 1 --nnet-config conf/lstm_tiny.yaml --lmwts 4 "
+       "--nnet-opts train.max_epochs=1", recipe)
+    table = (recipe / "exp/carry/carry.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(): line for line in table if line.startswith("| ") and "seeds" not in line}
+    assert set(rows) == {"chunks, left context (seed 000)", "state carry-over (chunk.carry)"}
+    carry = rows["state carry-over (chunk.carry)"].split("|")
+    assert carry[2].strip() == "1" and float(carry[3]) > 0 and "(x" in carry[9]
+    for name in ("lstm_chunk_s0", "lstm_carry_s0"):
+        assert (recipe / f"exp/{name}/decode_test/per").is_file()
+    hist = json.loads((recipe / "exp/lstm_carry_s0/history.json").read_text())
+    assert len(hist) == 1 and hist[0]["train_frames"] > 0
+    import yaml
+
+    for name, carry in (("lstm_chunk_s0", False), ("lstm_carry_s0", True)):
+        assert yaml.safe_load((recipe / f"exp/{name}/config.yaml").read_text())["chunk"]["carry"] is carry

@@ -30,7 +30,7 @@ pdfs on the last --chunk positions, the mean cross-entropy, backward, and
 an Adam step. The variants:
 
   torch_lstmp          torch.nn.LSTM(D, H, proj_size=P, batch_first=True) per layer
-                       (mtlasr.nnet.model.LstmTrunk with model.lstm_impl torch; the trainer before 2026-11-22).
+                       (mtlasr.nnet.model.LstmTrunk with model.lstm_impl torch, the default).
   onednn_lstm_linear   torch.nn.LSTM(D, H) without projection (oneDNN's fused LSTM on CPU), then
                        nn.Linear(H, P) per layer. A DIFFERENT model: the projection is outside the recurrence
                        (the recurrence sees the H-dim output), more parameters and FLOPs.
@@ -44,7 +44,7 @@ an Adam step. The variants:
                        column: about 1.5 min on 2 shared cores for the sample sizes, a few seconds once inductor's
                        cache (/tmp/torchinductor_$USER) holds the graphs.
   jit_lstmp            loop_lstmp under torch.jit.script (deprecated in torch 2.13: a DeprecationWarning).
-  bptt_lstmp           the trainer's default on CPU (model.lstm_impl auto): the same equations with a
+  bptt_lstmp           model.lstm_impl bptt (conf/lstm_sample.yaml): the same equations with a
                        hand-written backward (mtlasr.nnet.lstmp.LstmpFunction: backpropagation through
                        time in a loop of 6 operators per step, the weight gradients as single matrix products
                        over all time steps afterwards), no autograd graph per time step. First-order gradients
@@ -182,7 +182,7 @@ def lstmp_loop(x, w_ih, w_hh, b_ih, b_hh, w_hr):
 def lstmp_bptt(x, w_ih, w_hh, b_ih, b_hh, w_hr):
     """lstmp_loop's function (same shapes, zero initial state) through
     mtlasr.nnet.lstmp.LstmpFunction, the hand-written backward the trainer
-    uses (model.lstm_impl auto)."""
+    uses with model.lstm_impl bptt."""
     bsz = x.shape[0]
     h0, c0 = x.new_zeros(bsz, w_hr.shape[0]), x.new_zeros(bsz, w_hr.shape[1])
     return LstmpFunction.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)[0]

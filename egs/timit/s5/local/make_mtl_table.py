@@ -17,7 +17,9 @@ each utterance's errors are summed over the seeds both groups have, and the
 two-sided p-value of "no difference" is given; a * marks p < 0.05. The seconds per epoch
 are the mean over the group's epochs (history.json), so the cost of a head
 is its group's figure minus the baseline's, when the systems ran under the
-same load. With --results FILE the table replaces the block between
+same load. With --speed, also the training labels per second (labelled
+frames over the training seconds, all epochs; history.json) and its ratio
+to the baseline's. With --results FILE the table replaces the block between
 ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` (appended if missing),
 name = --block.
 """
@@ -45,6 +47,7 @@ def get_parser():
     p.add_argument("--command", default=None, help="the command behind the systems, printed under the table")
     p.add_argument("--results", default=None, help="Markdown file to write the table into")
     p.add_argument("--block", default="table", help="name of the block in --results")
+    p.add_argument("--speed", action="store_true", help="also a column of training labels per second")
     p.add_argument("out")
     p.add_argument("groups", nargs="+", metavar="LABEL=PREFIX")
     return p
@@ -58,9 +61,10 @@ def read_per(path):
 
 
 def collect(exp, prefix, seeds):
-    """[(seed, dev PER, test PER, s/epoch, dev counts, test counts)] of
-    exp/<prefix>_s<seed> that are scored; counts: utterance -> ErrorCounts
-    (the decode dir's per_utt)."""
+    """[(seed, dev PER, test PER, s/epoch, dev counts, test counts, labels/s)]
+    of exp/<prefix>_s<seed> that are scored; counts: utterance -> ErrorCounts
+    (the decode dir's per_utt); labels/s: labelled training frames over the
+    training seconds of all epochs."""
     rows = []
     for s in seeds:
         d = Path(exp) / f"{prefix}_s{s}"
@@ -68,11 +72,13 @@ def collect(exp, prefix, seeds):
         if not all((x / f).is_file() for x in (dev, test) for f in ("per", "per_utt")):
             logger.warning("%s: not scored; left out", d)
             continue
-        spe = float("nan")
+        spe = lps = float("nan")
         if (d / "history.json").is_file():
-            spe = float(np.mean([r["seconds"] for r in json.loads((d / "history.json").read_text())]))
+            hist = json.loads((d / "history.json").read_text())
+            spe = float(np.mean([r["seconds"] for r in hist]))
+            lps = sum(r["train_frames"] for r in hist) / max(sum(r["seconds"] for r in hist), 1e-9)
         rows.append((s, read_per(dev / "per"), read_per(test / "per"), spe,
-                     read_utt_counts(dev / "per_utt"), read_utt_counts(test / "per_utt")))
+                     read_utt_counts(dev / "per_utt"), read_utt_counts(test / "per_utt"), lps))
     return rows
 
 
@@ -147,9 +153,10 @@ def main(argv=None):
         logger.error("baseline %r is not one of the groups", base_label)
         return 1
     bspe = [r[3] for r in base if np.isfinite(r[3])]
+    blps = [r[6] for r in base if np.isfinite(r[6])]
     lines = ["| system | seeds | dev PER % | test PER % | rel. impr. dev % | rel. impr. test % | p dev / test "
-             "| s/epoch |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| s/epoch |" + (" labels/s |" if args.speed else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if args.speed else "")]
     for label, rows in groups:
         dev, test = [r[1] for r in rows], [r[2] for r in rows]
         spe = [r[3] for r in rows if np.isfinite(r[3])]
@@ -161,12 +168,20 @@ def main(argv=None):
             rdev = rtest = pdev = ptest = "-"
         else:
             (rdev, pdev), (rtest, ptest) = rel_sig(base, rows, 1), rel_sig(base, rows, 2)
+        speed = ""
+        if args.speed:
+            lps = [r[6] for r in rows if np.isfinite(r[6])]
+            speed = (f" {np.mean(lps):,.0f}" + (f" ± {np.std(lps, ddof=1):,.0f}" if len(lps) > 1 else "")
+                     + (f" (x{np.mean(lps) / np.mean(blps):.2f})" if blps and not is_base else "") + " |"
+                     if lps else " - |")
         lines.append(f"| {label} | {len(rows)} | {fmt(dev)} | {fmt(test)} | {rdev} | {rtest} | {pdev} / {ptest} "
-                     f"| {cost} |")
+                     f"| {cost} |{speed}")
     text = "\n".join(lines) + "\n\nMean ± sample standard deviation over seeds; relative improvement over " \
         f"{base_label} = (PER(base) - PER) / PER(base), positive is better; p: paired bootstrap over " \
         "utterances (errors summed over the seeds both systems have; Bisani and Ney, 2004), two-sided, " \
-        "* = p < 0.05; s/epoch in brackets: minus the baseline's."
+        "* = p < 0.05; s/epoch in brackets: minus the baseline's." + (
+            " labels/s: labelled training frames per second over all epochs (mean ± sd over seeds), "
+            "in brackets the ratio to the baseline's." if args.speed else "")
     text += f" Command: `{args.command.strip()}`.\n" if args.command else "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,10 +33,11 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "num_layers": 3,           # recurrent or gated-conv layers (conv_blstm: BiLSTMs after the conv front end)
         "cell_dim": 1024,          # LSTM cells (per direction for conv_blstm); glu_conv: channels
         "proj_dim": 256,           # lstmp: recurrent projection (0 = none)
-        # lstmp with a projection, training on CPU: auto: mtlasr.nnet.lstmp's hand-written
-        # backward (the same function, 1.2-1.3x faster on the sample config) | torch: nn.LSTM's
-        # (the tables made before 2026-11-22). Decoding and GPUs always use nn.LSTM.
-        "lstm_impl": "auto",
+        # lstmp with a projection, the training pass on CPU: torch: nn.LSTM's | bptt: the same
+        # function through mtlasr.nnet.lstmp's hand-written backward, faster for small models
+        # (the sample config: 1.17-1.38x), no gain for large ones (seed 000's 3 x 1024: 0.97x).
+        # Decoding and GPUs always use nn.LSTM.
+        "lstm_impl": "torch",
         "dropout": 0.0,
         "conv_channels": [32, 32],  # conv_blstm: 3x3 conv layers of the front end
         "conv_dim": 256,           # conv_blstm: front-end output size
@@ -253,8 +254,8 @@ def check_model(cfg: Dict[str, Any]) -> None:
         raise ValueError(f"model.encoder: {m['encoder']} is bidirectional or non-causal and is trained on "
                          f"whole utterances: use it with model.criterion ctc (the chunked frame "
                          f"cross-entropy trainer needs lstmp)")
-    if m["lstm_impl"] not in ("auto", "torch"):
-        raise ValueError(f"model.lstm_impl: '{m['lstm_impl']}' is not auto or torch")
+    if m["lstm_impl"] not in ("torch", "bptt"):
+        raise ValueError(f"model.lstm_impl: '{m['lstm_impl']}' is not torch or bptt")
     ch = cfg["chunk"]
     for k in ("chunk", "left", "delay"):
         if isinstance(ch[k], bool) or not isinstance(ch[k], int) or ch[k] < (1 if k == "chunk" else 0):

@@ -9,10 +9,14 @@ are bound by that per-operator overhead. :class:`LstmpFunction` computes
 the same function with preallocated time-major buffers and backpropagates
 through time in its own loop (no autograd graph per time step); the
 weight gradients are single matrix products over all time steps after
-the loop. Measured on the sample config (egs/timit/s5/RESULTS.md,
-``local/benchmark_lstm_impl.py``): 1.2-1.3x the training steps per second of
-``torch.nn.LSTM(proj_size)``, same outputs and gradients to float
-rounding (tested against it and against finite differences).
+the loop. Same outputs and gradients as ``torch.nn.LSTM(proj_size)`` to
+float rounding (tested against it and against finite differences).
+Measured (egs/timit/s5/RESULTS.md, ``local/benchmark_lstm_impl.py``):
+1.17-1.38x its training steps per second on the sample config (2 x 256
+cells, 16 chunks), where per-operator overhead dominates, but no gain
+(median 0.97x, rounds 0.85-1.26x) on seed 000's 3 x 1024 cells with 100
+chunks, where the arithmetic does; hence ``model.lstm_impl: bptt`` is set
+per config (conf/lstm_sample.yaml), not by default.
 
 Equations (torch.nn.LSTM's, gate order i, f, g, o; Sak et al. 2014 eqs.
 1-6 without peepholes):

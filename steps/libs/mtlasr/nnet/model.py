@@ -24,17 +24,19 @@ class LstmTrunk(nn.Module):
       num_layers, cell_dim, proj_dim: layer count, LSTM cells, projection size
         (``proj_dim = 0`` gives plain LSTMs whose output size is ``cell_dim``).
       dropout: dropout between layers (not after the last).
-      impl: ``auto``: a layer with a projection computes its training pass
-        on CPU (gradients enabled) with :func:`mtlasr.nnet.lstmp.lstmp_layer`
-        (the same function, a hand-written backward, faster); ``torch``:
-        always ``nn.LSTM``'s own. The parameters are ``nn.LSTM``'s either way.
+      impl: ``torch``: ``nn.LSTM``'s own forward and backward; ``bptt``: a
+        layer with a projection computes its training pass on CPU (gradients
+        enabled) with :func:`mtlasr.nnet.lstmp.lstmp_layer` (the same
+        function, a hand-written backward; faster for small models). The
+        parameters are ``nn.LSTM``'s either way.
+    Raises: ValueError for another ``impl``.
     """
 
     def __init__(self, input_dim: int, num_layers: int = 3, cell_dim: int = 1024,
-                 proj_dim: int = 256, dropout: float = 0.0, impl: str = "auto"):
+                 proj_dim: int = 256, dropout: float = 0.0, impl: str = "torch"):
         super().__init__()
-        if impl not in ("auto", "torch"):
-            raise ValueError(f"model.lstm_impl: '{impl}' is not auto or torch")
+        if impl not in ("torch", "bptt"):
+            raise ValueError(f"model.lstm_impl: '{impl}' is not torch or bptt")
         self.impl = impl
         self.output_dim = proj_dim if proj_dim > 0 else cell_dim
         self.output_dims = [self.output_dim] * num_layers
@@ -60,7 +62,7 @@ class LstmTrunk(nn.Module):
         h = x
         from .lstmp import lstmp_layer
 
-        own = (self.impl == "auto" and torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] > 0
+        own = (self.impl == "bptt" and torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] > 0
                and self.layers[0].proj_size > 0)
         for i, layer in enumerate(self.layers[:upto]):
             hc = None if state is None else state.hc.get(i)
