@@ -1,4 +1,4 @@
-"""Tests of egs/timit/s5/local/benchmark_lstm_impl.py: the hand-written
+"""Tests of local/benchmark_lstm_impl.py: the hand-written
 LSTMPs (autograd loop, hand-written backward) against
 torch.nn.LSTM(proj_size), and the benchmark run end to end on tiny sizes
 (0.2 s per variant, no torch.compile: its compilation alone takes about a
@@ -12,9 +12,9 @@ import sys
 import pytest
 import torch
 
-from conftest import RECIPE
+from conftest import ROOT
 
-SCRIPT = RECIPE / "local" / "benchmark_lstm_impl.py"
+SCRIPT = ROOT / "local" / "benchmark_lstm_impl.py"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

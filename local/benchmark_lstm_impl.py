@@ -4,12 +4,12 @@ training steps per second of the chunked LSTM-HMM (mtlasr.nnet.model's
 LstmTrunk), each implementation against torch.nn.LSTM(proj_size=P).
 
 Usage:
-  egs/timit/s5/local/benchmark_lstm_impl.py [options]
+  local/benchmark_lstm_impl.py [options]
 
-  e.g.: egs/timit/s5/local/benchmark_lstm_impl.py                   # conf/lstm_sample.yaml: 2 x 256, proj 128
-        egs/timit/s5/local/benchmark_lstm_impl.py --layers 3 --cell 1024 --proj 256   # conf/lstm.yaml
-        egs/timit/s5/local/benchmark_lstm_impl.py --check             # the variants' outputs and gradients only
-        egs/timit/s5/local/benchmark_lstm_impl.py --variants torch_lstmp,bptt_lstmp --seconds 30 --json out.json
+  e.g.: local/benchmark_lstm_impl.py                   # egs/timit/s5/conf/lstm_sample.yaml: 2 x 256, proj 128
+        local/benchmark_lstm_impl.py --layers 3 --cell 1024 --proj 256   # egs/timit/s5/conf/lstm.yaml
+        local/benchmark_lstm_impl.py --check             # the variants' outputs and gradients only
+        local/benchmark_lstm_impl.py --variants torch_lstmp,bptt_lstmp --seconds 30 --json out.json
 
 Why: the sample config trains at about 2,450 labels/s on an idle 2-core
 machine, some 20 GFLOP/s of LSTM matrix products against a 130-153 GFLOP/s
@@ -97,7 +97,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "steps" / "libs"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "steps" / "libs"))
 from mtlasr.nnet.lstmp import LstmpFunction  # noqa: E402
 
 VARIANTS = ("torch_lstmp", "onednn_lstm_linear", "native_lstm_linear", "loop_lstmp", "loop_lstmp_compiled",
