@@ -269,9 +269,9 @@ def test_disjoint_batches_alternate_speech_and_speaker(tmp_path, monkeypatch):
     seen = []
     real = train_mod.task_losses
 
-    def spy(model, batch, tasks, sl=None):
+    def spy(model, batch, tasks, sl=None, state=None):
         seen.append(list(batch.utts))
-        return real(model, batch, tasks, sl)
+        return real(model, batch, tasks, sl, state)
 
     monkeypatch.setattr(train_mod, "task_losses", spy)
     (tmp_path / "d").mkdir()

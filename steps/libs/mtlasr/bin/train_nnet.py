@@ -375,6 +375,16 @@ def fit(args, cfg, train, valid, num_outputs, exp, device, rank, world_size):
                     "peak memory %.0f MB", len(hist), float(np.mean([r["seconds"] for r in hist])),
                     float(np.mean([r["frames_per_second"] for r in hist])), best["epoch"], peak_mb)
     if world_size > 1:
+        # every rank waits for rank 0's last writes, and the DistributedDataParallel
+        # model (its reducer holds the process group) goes before the group does:
+        # a rank that tore down its group while the other still used it, or with
+        # the reducer alive, was seen to abort at exit ("terminate called without
+        # an active exception")
+        dist.barrier()
+        del trainer
+        import gc
+
+        gc.collect()
         dist.destroy_process_group()
     return 0
 
