@@ -376,7 +376,6 @@ class StreamChunkDataset(ChunkDataset):
         finally:
             window.clear()
 
-
     def _hold(self, utts: set) -> None:
         window = self.feats.window
         for i in [i for i in window if i not in utts]:
