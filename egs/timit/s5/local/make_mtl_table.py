@@ -171,9 +171,14 @@ def main(argv=None):
         speed = ""
         if args.speed:
             lps = [r[6] for r in rows if np.isfinite(r[6])]
-            speed = (f" {np.mean(lps):,.0f}" + (f" ± {np.std(lps, ddof=1):,.0f}" if len(lps) > 1 else "")
-                     + (f" (x{np.mean(lps) / np.mean(blps):.2f})" if blps and not is_base else "") + " |"
-                     if lps else " - |")
+            speed = " - |"
+            if lps:
+                speed = f" {np.mean(lps):,.0f}"
+                if len(lps) > 1:
+                    speed += f" ± {np.std(lps, ddof=1):,.0f}"
+                if blps and not is_base:
+                    speed += f" (x{np.mean(lps) / np.mean(blps):.2f})"
+                speed += " |"
         lines.append(f"| {label} | {len(rows)} | {fmt(dev)} | {fmt(test)} | {rdev} | {rtest} | {pdev} / {ptest} "
                      f"| {cost} |{speed}")
     text = "\n".join(lines) + "\n\nMean ± sample standard deviation over seeds; relative improvement over " \

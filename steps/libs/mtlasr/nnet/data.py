@@ -229,20 +229,22 @@ class ChunkDataset:
         for k in range(rank, len(batches) + (-len(batches)) % world_size, world_size):
             yield self.batch([self.index[j] for j in batches[k]]) if k < len(batches) else None
 
-    def _carry_plan(self, streams: int, seed: Optional[int]) -> Tuple[List[List[Tuple[int, int]]], int]:
+    def _carry_plan(self, streams: int, seed: Optional[int]) -> Tuple[List[List[Tuple[int, int, int]]], int]:
         """:func:`stream_plan` over the utterances (shuffled with ``seed``;
-        None: in order): per stream, its (first step, utterance index) in
-        order; and the number of steps."""
-        chunks = np.array([self.spec.num_chunks(len(y)) for y in self.labels], dtype=np.int64)
-        order = np.arange(len(self.labels))
-        if seed is not None:
-            np.random.default_rng(seed).shuffle(order)
-        per_stream: List[List[Tuple[int, int]]] = [[] for _ in range(streams)]
-        steps = 0
-        for b, t, i in stream_plan(chunks, order, streams):
-            per_stream[b].append((t, i))
-            steps = max(steps, t + int(chunks[i]))
-        return per_stream, steps
+        None: in order): per stream, its (first step, end step, utterance
+        index) in order; and the number of steps. The last plan is kept:
+        the trainer asks for its length, then for its minibatches."""
+        key = (streams, seed)
+        if getattr(self, "_plan", (None,))[0] != key:
+            chunks = np.array([self.spec.num_chunks(len(y)) for y in self.labels], dtype=np.int64)
+            order = np.arange(len(self.labels))
+            if seed is not None:
+                np.random.default_rng(seed).shuffle(order)
+            per_stream: List[List[Tuple[int, int, int]]] = [[] for _ in range(streams)]
+            for b, t, i in stream_plan(chunks, order, streams):
+                per_stream[b].append((t, t + int(chunks[i]), i))
+            self._plan = (key, (per_stream, max((q[-1][1] for q in per_stream if q), default=0)))
+        return self._plan[1]
 
     def _carry_steps(self, streams: int, seed: Optional[int], rows: slice = slice(None)
                      ) -> Iterator[List[Tuple[int, int]]]:
@@ -255,11 +257,10 @@ class ChunkDataset:
         for t in range(steps):
             row = []
             for b, queue in enumerate(mine):
-                while pos[b] < len(queue) and t >= queue[pos[b]][0] + self.spec.num_chunks(
-                        len(self.labels[queue[pos[b]][1]])):
+                while pos[b] < len(queue) and t >= queue[pos[b]][1]:  # its utterance has ended
                     pos[b] += 1
                 if pos[b] < len(queue) and t >= queue[pos[b]][0]:
-                    row.append((queue[pos[b]][1], t - queue[pos[b]][0]))
+                    row.append((queue[pos[b]][2], t - queue[pos[b]][0]))
                 else:
                     row.append((-1, -1))
             yield row
